@@ -1,0 +1,1 @@
+"""Tests for the Private Voice integration."""

@@ -1,0 +1,68 @@
+"""Fixtures for Private Voice tests."""
+
+# Imported first on purpose: pytest-homeassistant-custom-component mounts its own
+# testing_config/custom_components, which would shadow ours otherwise.
+import custom_components.private_voice  # noqa: F401, I001
+
+from collections.abc import Generator
+import socket
+
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from homeassistant.const import CONF_PORT
+from homeassistant.core import HomeAssistant
+from homeassistant.setup import async_setup_component
+
+from custom_components.private_voice.const import CONF_LANGUAGE, DOMAIN
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
+    """Let Home Assistant load custom integrations in every test."""
+
+
+@pytest.fixture(autouse=True)
+async def setup_core(hass: HomeAssistant) -> None:
+    """Load the core integration, as a running Home Assistant always has."""
+    assert await async_setup_component(hass, "homeassistant", {})
+
+
+@pytest.fixture
+def free_port(socket_enabled: None) -> int:
+    """Return a TCP port that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@pytest.fixture
+def busy_port(socket_enabled: None) -> Generator[int]:
+    """Return a TCP port that another program listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+@pytest.fixture
+def mock_config_entry(free_port: int) -> MockConfigEntry:
+    """Return a Private Voice config entry, not yet added."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title="Private Voice",
+        unique_id=DOMAIN,
+        data={CONF_LANGUAGE: "en", CONF_PORT: free_port},
+    )
+
+
+@pytest.fixture
+async def init_integration(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry
+) -> MockConfigEntry:
+    """Set up Private Voice and return its entry."""
+    mock_config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    return mock_config_entry
