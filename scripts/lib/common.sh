@@ -38,7 +38,10 @@ pv_run() {
 # Run a command inside the forky root: a private mount namespace (so nothing
 # stays mounted afterwards) with /proc, /dev and the checkout at its own path.
 pv_in_forky() {
+  # SSL_CERT_FILE: uv, which Home Assistant installs packages with, ignores the
+  # system store otherwise, and this machine's bundle is copied in below.
   local -a envs=(HOME=/root LANG=C.UTF-8 "VIRTUAL_ENV=$PV_VENV"
+    SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
     "PATH=$PV_VENV/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
   local name
   for name in "${PV_PASS_ENV[@]}"; do
