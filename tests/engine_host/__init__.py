@@ -1,0 +1,1 @@
+"""Tests for the engine host (no Home Assistant involved)."""
