@@ -60,7 +60,8 @@ def test_splits_at_sentence_ends(text: str, sentences: list[str]) -> None:
     ],
 )
 def test_keeps_abbreviations_and_numbers_whole(text: str) -> None:
-    assert split_sentences(text) == [text]
+    # After a first sentence, so that no comma counts as an early first clause.
+    assert split_sentences(f"Look. {text}") == ["Look.", text]
 
 
 def test_list_marker_is_not_a_sentence() -> None:
@@ -86,12 +87,27 @@ def test_long_clauses_split_at_commas_and_colons() -> None:
     ]
 
 
+def test_first_clause_is_spoken_early() -> None:
+    """The text's first clause ends at its comma, however short; later ones do not."""
+    assert split_sentences("Yes, of course: I can do that, right away.") == [
+        "Yes,",
+        "of course: I can do that, right away.",
+    ]
+    assert split_sentences("Yes. Sure, of course: I can do that.") == [
+        "Yes.",
+        "Sure, of course: I can do that.",
+    ]
+    # Under four characters is not worth a pause of its own.
+    assert split_sentences("So, it is done.") == ["So, it is done."]
+
+
 def test_short_clauses_stay_together() -> None:
-    short = "Yes, of course: I can do that, right away."
-    assert split_sentences(short) == [short]
+    short = "Well then, of course: I can do that, right away."
+    assert split_sentences(f"Yes. {short}") == ["Yes.", short]
     # The comma that makes the clause long enough is where it splits.
     words = "word " * (MIN_CLAUSE_CHARS // 5)
-    assert split_sentences(f"One, {words}two, three.") == [
+    assert split_sentences(f"Hi. One, {words}two, three.") == [
+        "Hi.",
         f"One, {words}two,",
         "three.",
     ]

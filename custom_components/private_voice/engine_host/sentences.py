@@ -3,7 +3,8 @@
 A text-to-speech engine speaks sentence by sentence: the first one plays while
 the next is synthesized. Text is split after ``. ! ? ; …`` followed by white
 space, at line breaks, and after ``,`` or ``:`` followed by white space once the
-clause so far is long enough to be worth speaking on its own.
+clause so far is long enough to be worth speaking on its own (a text's first
+clause sooner than the others).
 
 A missed boundary only delays audio a little; a false one breaks the melody of
 the sentence. So when unsure, do not split:
@@ -21,8 +22,11 @@ at line breaks; piper still splits them itself, only the early start is lost.
 
 import re
 
-# A comma or colon ends a clause of at least this many characters.
+# A comma or colon ends a clause of at least this many characters; the first
+# clause of a text may be short ("Sure, ..."): the sooner the first audio, the
+# sooner the listener hears an answer.
 MIN_CLAUSE_CHARS = 40
+MIN_FIRST_CLAUSE_CHARS = 4
 
 # Closing quotes and brackets that may follow the end of a sentence.
 _CLOSERS = "\"'”’)]»"  # noqa: RUF001 - typographic quotes are meant
@@ -61,6 +65,7 @@ class SentenceBuffer:
         """Start with no text."""
         self._text = ""  # text not handed out yet
         self._scanned = 0  # boundaries before this index in _text are decided
+        self._first = True  # nothing handed out yet
 
     def add(self, text: str) -> list[str]:
         """Take the next piece of text; return the sentences it completes."""
@@ -68,9 +73,10 @@ class SentenceBuffer:
         sentences: list[str] = []
         start = 0
         for match in _BOUNDARY.finditer(self._text, self._scanned):
-            if _ends_sentence(match, self._text[start : match.start()]):
+            if _ends_sentence(match, self._text[start : match.start()], self._first):
                 if sentence := self._text[start : match.end()].strip():
                     sentences.append(sentence)
+                    self._first = False
                 start = match.end()
             self._scanned = match.end()
         self._text = self._text[start:]
@@ -82,6 +88,7 @@ class SentenceBuffer:
         rest = self._text.strip()
         self._text = ""
         self._scanned = 0
+        self._first = True
         return [rest] if rest else []
 
 
@@ -91,12 +98,13 @@ def split_sentences(text: str) -> list[str]:
     return buffer.add(text) + buffer.flush()
 
 
-def _ends_sentence(match: re.Match[str], before: str) -> bool:
+def _ends_sentence(match: re.Match[str], before: str, first: bool) -> bool:  # noqa: FBT001
     """Whether ``match`` ends the sentence whose text so far is ``before``."""
     if match["line"]:
         return True
     if match["clause"]:
-        return len(before.strip()) + 1 >= MIN_CLAUSE_CHARS
+        shortest = MIN_FIRST_CLAUSE_CHARS if first else MIN_CLAUSE_CHARS
+        return len(before.strip()) + 1 >= shortest
     return match["end"] != "." or not _period_belongs_to_word(before)
 
 

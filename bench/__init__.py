@@ -1,0 +1,1 @@
+"""Benchmarks of the engine host against its peers: bench/run starts them."""
