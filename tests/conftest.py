@@ -4,8 +4,12 @@
 # testing_config/custom_components, which would shadow ours otherwise.
 import custom_components.private_voice  # noqa: F401, I001
 
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
+import os
+from pathlib import Path
 import socket
+import subprocess
+import sys
 
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -14,7 +18,16 @@ from homeassistant.const import CONF_PORT
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 
-from custom_components.private_voice.const import CONF_LANGUAGE, DOMAIN
+from custom_components.private_voice import engine_host
+from custom_components.private_voice.const import (
+    CONF_ENGINE_MODE,
+    CONF_LANGUAGE,
+    CONF_URI,
+    DOMAIN,
+    EngineMode,
+)
+from custom_components.private_voice.engine_host.cli import READY
+from custom_components.private_voice.protocol.client import Endpoint
 
 
 @pytest.fixture(autouse=True)
@@ -47,13 +60,20 @@ def busy_port(socket_enabled: None) -> Generator[int]:
 
 
 @pytest.fixture
-def mock_config_entry(free_port: int) -> MockConfigEntry:
-    """Return a Private Voice config entry, not yet added."""
+def mock_config_entry(
+    free_port: int, engine_host_endpoint: Endpoint
+) -> MockConfigEntry:
+    """Return a Private Voice entry using the session's engine host, not yet added."""
     return MockConfigEntry(
         domain=DOMAIN,
         title="Private Voice",
         unique_id=DOMAIN,
-        data={CONF_LANGUAGE: "en", CONF_PORT: free_port},
+        data={
+            CONF_LANGUAGE: "en",
+            CONF_PORT: free_port,
+            CONF_ENGINE_MODE: EngineMode.REMOTE,
+            CONF_URI: engine_host_endpoint.uri,
+        },
     )
 
 
@@ -66,3 +86,36 @@ async def init_integration(
     await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done()
     return mock_config_entry
+
+
+@pytest.fixture(scope="session")
+def engine_host_endpoint(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Endpoint]:
+    """Run a real engine host process for the session: tiny.en, joe, microWakeWord.
+
+    Started as Home Assistant and the scripts start it (python -m engine_host),
+    on a port it picks itself and reports in its ready line.
+    """
+    process = subprocess.Popen(  # noqa: S603 - our own program, fixed arguments
+        [
+            sys.executable,
+            "-m",
+            "engine_host",
+            "--uri",
+            "tcp://127.0.0.1:0",
+            "--models-dir",
+            str(tmp_path_factory.mktemp("models")),
+            "--stt-model",
+            "tiny.en",
+        ],
+        env={**os.environ, "PYTHONPATH": str(Path(engine_host.__file__).parent.parent)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert line.startswith(READY), f"engine host did not start: {line!r}"
+    yield Endpoint.from_uri(line.removeprefix(READY))
+    process.terminate()
+    process.wait(timeout=30)

@@ -13,10 +13,15 @@ async def test_diagnostics(
     hass_client: ClientSessionGenerator,
     init_integration: MockConfigEntry,
 ) -> None:
-    """Diagnostics show the settings the entry runs with."""
-    port = init_integration.data["port"]
+    """Diagnostics show the settings and what the engines offer."""
     result = await get_diagnostics_for_config_entry(hass, hass_client, init_integration)
-    assert result == {
-        "entry": {"data": {"language": "en", "port": port}, "options": {}},
-        "runtime": {"language": "en", "port": port},
-    }
+    assert result["entry"]["data"] == dict(init_integration.data)
+    engines = result["engines"]
+    uri = init_integration.data["uri"]
+    assert engines["endpoints"] == {"stt": uri, "tts": uri, "wake": uri}
+    assert engines["available"] is True
+    assert engines["stt"]["name"] == "faster-whisper"
+    assert [model["name"] for model in engines["stt"]["models"]] == ["tiny.en"]
+    assert [voice["name"] for voice in engines["tts"]["voices"]] == ["en_US-joe-medium"]
+    assert "okay_nabu" in [model["name"] for model in engines["wake"]["models"]]
+    assert result["engine_host_process"] is None

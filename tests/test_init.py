@@ -13,7 +13,23 @@ async def test_setup_and_unload(
     assert entry.state is ConfigEntryState.LOADED
     assert entry.runtime_data.language == "en"
     assert entry.runtime_data.port == entry.data["port"]
+    assert entry.runtime_data.coordinator.data.stt is not None
 
     assert await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.NOT_LOADED
+
+
+async def test_unreachable_engine_host_retries(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry, unused_tcp_port: int
+) -> None:
+    """An engine host that does not answer: setup is retried, not failed."""
+    entry = MockConfigEntry(
+        domain=mock_config_entry.domain,
+        unique_id=mock_config_entry.unique_id,
+        data={**mock_config_entry.data, "uri": f"tcp://127.0.0.1:{unused_tcp_port}"},
+    )
+    entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.SETUP_RETRY

@@ -1,25 +1,115 @@
 """Private Voice: a voice assistant that never leaves the house."""
 
-from homeassistant.const import CONF_PORT
-from homeassistant.core import HomeAssistant
+from homeassistant.const import CONF_PORT, Platform
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
 
-from .const import CONF_LANGUAGE
-from .data import PrivateVoiceConfigEntry, PrivateVoiceData
+from .const import (
+    CONF_ENGINE_MODE,
+    CONF_ENGINE_PORT,
+    CONF_LANGUAGE,
+    CONF_STT_URI,
+    CONF_TTS_URI,
+    CONF_URI,
+    CONF_WAKE_URI,
+    DEFAULT_ENGINE_PORT,
+    DOMAIN,
+    EngineMode,
+)
+from .coordinator import (
+    EngineCoordinator,
+    EngineEndpoints,
+    PrivateVoiceConfigEntry,
+    PrivateVoiceData,
+)
+from .local_engines import (
+    LocalEnginesUnavailable,
+    async_ensure_engine_packages,
+    create_engine_host,
+)
+from .protocol.client import Endpoint
+from .supervisor import EngineHostError, EngineHostProcess
+
+PLATFORMS = [Platform.STT, Platform.TTS, Platform.WAKE_WORD]
+
+
+def _remote_endpoints(entry: PrivateVoiceConfigEntry) -> EngineEndpoints:
+    """Where the engines are when Home Assistant does not run them."""
+    data = entry.data
+    if data[CONF_ENGINE_MODE] == EngineMode.REMOTE:
+        return EngineEndpoints.single(Endpoint.from_uri(data[CONF_URI]))
+    return EngineEndpoints(
+        stt=Endpoint.from_uri(uri) if (uri := data.get(CONF_STT_URI)) else None,
+        tts=Endpoint.from_uri(uri) if (uri := data.get(CONF_TTS_URI)) else None,
+        wake=Endpoint.from_uri(uri) if (uri := data.get(CONF_WAKE_URI)) else None,
+    )
+
+
+async def _async_start_engine_host(
+    hass: HomeAssistant, entry: PrivateVoiceConfigEntry
+) -> tuple[EngineCoordinator, EngineHostProcess]:
+    """Run the engine host as a child process on loopback; watch it."""
+    try:
+        await async_ensure_engine_packages(hass)
+    except LocalEnginesUnavailable as err:
+        raise ConfigEntryError(
+            translation_domain=DOMAIN,
+            translation_key="local_engines_unavailable",
+            translation_placeholders={"reason": str(err)},
+        ) from err
+    endpoint = Endpoint(
+        "127.0.0.1", entry.data.get(CONF_ENGINE_PORT, DEFAULT_ENGINE_PORT)
+    )
+    coordinator = EngineCoordinator(hass, entry, EngineEndpoints.single(endpoint))
+
+    @callback
+    def _exited() -> None:
+        coordinator.async_set_update_error(
+            EngineHostError("the engine host process exited; restarting it")
+        )
+
+    @callback
+    def _ready() -> None:
+        entry.async_create_task(hass, coordinator.async_request_refresh())
+
+    process = create_engine_host(
+        hass, entry, endpoint, on_ready=_ready, on_exit=_exited
+    )
+    try:
+        await process.async_start()
+    except EngineHostError as err:
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="engine_host_failed",
+            translation_placeholders={"error": str(err)},
+        ) from err
+    entry.async_on_unload(process.async_stop)
+    return coordinator, process
 
 
 async def async_setup_entry(
     hass: HomeAssistant, entry: PrivateVoiceConfigEntry
 ) -> bool:
     """Set up Private Voice from a config entry."""
+    process: EngineHostProcess | None = None
+    if entry.data[CONF_ENGINE_MODE] == EngineMode.LOCAL:
+        coordinator, process = await _async_start_engine_host(hass, entry)
+    else:
+        coordinator = EngineCoordinator(hass, entry, _remote_endpoints(entry))
+
+    await coordinator.async_config_entry_first_refresh()
     entry.runtime_data = PrivateVoiceData(
         language=entry.data[CONF_LANGUAGE],
         port=entry.data[CONF_PORT],
+        coordinator=coordinator,
+        process=process,
     )
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
 
 
 async def async_unload_entry(
     hass: HomeAssistant, entry: PrivateVoiceConfigEntry
 ) -> bool:
-    """Unload a config entry."""
-    return True
+    """Unload a config entry; the engine host process stops with it."""
+    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)

@@ -1,5 +1,7 @@
 """Constants for the Private Voice integration."""
 
+from datetime import timedelta
+from enum import StrEnum
 import logging
 from typing import Final
 
@@ -12,3 +14,39 @@ CONF_LANGUAGE: Final = "language"
 # the Wyoming convention (10200 piper, 10300 whisper, 10400 wake, 10700 satellites).
 DEFAULT_PORT: Final = 10600
 DEFAULT_BIND_ADDRESS: Final = "0.0.0.0"  # noqa: S104 - satellites reach it over the LAN
+
+# Where the engines run.
+CONF_ENGINE_MODE: Final = "engine_mode"
+
+
+class EngineMode(StrEnum):
+    """Where the speech engines run."""
+
+    # The engine host as a child process of Home Assistant, on loopback.
+    LOCAL = "local"
+    # An engine host elsewhere (add-on, container, another machine).
+    REMOTE = "remote"
+    # Separate Wyoming services per engine (e.g. wyoming-faster-whisper).
+    SERVICES = "services"
+
+
+# LOCAL: the models the child process offers, and its loopback port.
+CONF_STT_MODEL: Final = "stt_model"
+CONF_VOICE: Final = "voice"
+CONF_WAKE_WORDS: Final = "wake_words"
+CONF_OPENWAKEWORD: Final = "openwakeword"
+CONF_ENGINE_PORT: Final = "engine_port"
+DEFAULT_ENGINE_PORT: Final = 10610
+# Below Home Assistant's configuration folder.
+MODELS_DIR: Final = "private_voice/models"
+
+# REMOTE: the engine host's tcp://HOST:PORT.
+CONF_URI: Final = "uri"
+
+# SERVICES: one tcp://HOST:PORT per engine; any may be left out.
+CONF_STT_URI: Final = "stt_uri"
+CONF_TTS_URI: Final = "tts_uri"
+CONF_WAKE_URI: Final = "wake_uri"
+
+# How often the engines are asked what they offer (and so, whether they answer).
+ENGINE_REFRESH_INTERVAL: Final = timedelta(seconds=30)

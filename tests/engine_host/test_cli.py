@@ -74,6 +74,28 @@ async def test_serves_over_tcp_and_stops_on_sigterm(
         assert await process.wait() == 0
 
 
+async def test_stops_when_its_supervisor_goes(
+    socket_enabled: None, tmp_path: Path
+) -> None:
+    """With --stop-with-stdin, closing its standard input stops the host."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "engine_host", "--uri", "tcp://127.0.0.1:0"),
+        *("--models-dir", str(tmp_path), "--stt-model", "tiny.en", "--stop-with-stdin"),
+        env=_env(),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    assert process.stdin is not None
+    assert process.stdout is not None
+    async with asyncio.timeout(120):
+        assert (await process.stdout.readline()).decode().startswith(READY)
+    process.stdin.close()
+    async with asyncio.timeout(30):
+        assert await process.wait() == 0
+
+
 async def test_runs_without_home_assistant() -> None:
     """Importing the whole engine host pulls in nothing of Home Assistant."""
     process = await _run(

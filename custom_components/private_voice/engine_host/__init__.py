@@ -7,3 +7,8 @@ Modules import each other relatively, so the package works under both names.
 """
 
 __version__ = "0.1.0"
+
+# The line a supervisor (Home Assistant, scripts) waits for on stdout. Here, in
+# a module with no imports, so that Home Assistant can read it where the
+# engines' packages are not installed (musl).
+READY = "engine host listening on"

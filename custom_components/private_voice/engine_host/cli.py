@@ -8,9 +8,10 @@ import os
 from pathlib import Path
 import signal
 import sys
+from typing import TextIO
 from urllib.parse import urlsplit
 
-from . import __version__
+from . import READY, __version__
 from .catalogue import ModelKind
 from .engines import EngineError, TextToSpeech, WakeWord
 from .models import ModelStore
@@ -20,8 +21,6 @@ from .tts import PiperTts
 from .wake import MicroWakeWord, OpenWakeWord
 
 _LOGGER = logging.getLogger(__name__)
-# The line a supervisor (Home Assistant, scripts) waits for on stdout.
-READY = "engine host listening on"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -89,6 +88,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--max-connections", type=int, default=64)
     parser.add_argument("--max-transcriptions", type=int, default=4)
+    parser.add_argument(
+        "--stop-with-stdin",
+        action="store_true",
+        help="stop when standard input closes (a supervisor holds it open, so "
+        "the host never outlives it, even if it is killed)",
+    )
     parser.add_argument("--debug", action="store_true", help="log debug messages")
     args = parser.parse_args(argv)
     uri = urlsplit(args.uri)
@@ -178,11 +183,33 @@ async def serve(args: argparse.Namespace) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
+        if args.stop_with_stdin:
+            await _stop_at_end_of(sys.stdin, stop)
         try:
             await stop.wait()
         finally:
             await server.stop()
             _LOGGER.info("Stopped")
+
+
+async def _stop_at_end_of(stream: TextIO, stop: asyncio.Event) -> None:
+    """Set ``stop`` once ``stream`` reaches its end (the supervisor is gone)."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), stream)
+
+    async def _watch() -> None:
+        while await reader.read(4096):
+            pass
+        _LOGGER.info("Standard input closed: stopping")
+        stop.set()
+
+    _background.add(task := asyncio.create_task(_watch()))
+    task.add_done_callback(_background.discard)
+
+
+# Tasks that live as long as the host; referenced so they are not collected.
+_background: set[asyncio.Task[None]] = set()
 
 
 def run(argv: list[str] | None = None) -> None:
