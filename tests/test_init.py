@@ -33,3 +33,19 @@ async def test_unreachable_engine_host_retries(
     await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.SETUP_RETRY
+
+
+async def test_entry_from_before_engine_modes_asks_to_reconfigure(
+    hass: HomeAssistant, free_port: int
+) -> None:
+    """An entry made before engines could be chosen fails with a clear reason."""
+    entry = MockConfigEntry(
+        domain="private_voice",
+        unique_id="private_voice",
+        data={"language": "en", "port": free_port},
+    )
+    entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.SETUP_ERROR
+    assert entry.error_reason_translation_key == "engines_not_chosen"

@@ -91,6 +91,11 @@ async def async_setup_entry(
     hass: HomeAssistant, entry: PrivateVoiceConfigEntry
 ) -> bool:
     """Set up Private Voice from a config entry."""
+    if CONF_ENGINE_MODE not in entry.data:
+        # Made by 0.1.0, before the engines could be chosen: Reconfigure asks.
+        raise ConfigEntryError(
+            translation_domain=DOMAIN, translation_key="engines_not_chosen"
+        )
     process: EngineHostProcess | None = None
     if entry.data[CONF_ENGINE_MODE] == EngineMode.LOCAL:
         coordinator, process = await _async_start_engine_host(hass, entry)
