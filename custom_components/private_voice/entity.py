@@ -9,6 +9,7 @@ from wyoming.info import AsrProgram, TtsProgram, WakeProgram
 
 from .const import CONF_ENGINE_MODE, DOMAIN, EngineMode
 from .coordinator import EngineCoordinator, EngineInfo
+from .protocol.client import Endpoint
 
 # The longest an engine may stay silent while it owes an answer (a transcript
 # after audio-stop, the next audio of a synthesis). The engine host closes a
@@ -57,9 +58,10 @@ class PrivateVoiceEngineEntity(CoordinatorEntity[EngineCoordinator]):
 
     _attr_has_entity_name = True
 
-    def __init__(self, coordinator: EngineCoordinator) -> None:
-        """Attach to the entry's engines and its one device."""
+    def __init__(self, coordinator: EngineCoordinator, endpoint: Endpoint) -> None:
+        """Attach to the engine at ``endpoint`` and the entry's one device."""
         super().__init__(coordinator)
+        self._endpoint = endpoint
         entry = coordinator.config_entry
         self._attr_unique_id = f"{entry.entry_id}_{self.entity_description.key}"
         self._attr_device_info = DeviceInfo(

@@ -51,8 +51,7 @@ class PrivateVoiceSpeechToText(PrivateVoiceEngineEntity, stt.SpeechToTextEntity)
 
     def __init__(self, coordinator: EngineCoordinator, endpoint: Endpoint) -> None:
         """Transcribe on the speech-to-text engine at ``endpoint``."""
-        super().__init__(coordinator)
-        self._endpoint = endpoint
+        super().__init__(coordinator, endpoint)
         data = coordinator.config_entry.data
         # Only the child process is started with the entry's model; other
         # engines choose their own.

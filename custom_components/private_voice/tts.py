@@ -57,8 +57,7 @@ class PrivateVoiceTextToSpeech(PrivateVoiceEngineEntity, tts.TextToSpeechEntity)
 
     def __init__(self, coordinator: EngineCoordinator, endpoint: Endpoint) -> None:
         """Speak with the text-to-speech engine at ``endpoint``."""
-        super().__init__(coordinator)
-        self._endpoint = endpoint
+        super().__init__(coordinator, endpoint)
         self._attr_supported_options = [tts.ATTR_VOICE, ATTR_SPEAKER]
         entry = coordinator.config_entry
         self._language: str = entry.runtime_data.language

@@ -49,8 +49,7 @@ class PrivateVoiceWakeWord(PrivateVoiceEngineEntity, wake_word.WakeWordDetection
 
     def __init__(self, coordinator: EngineCoordinator, endpoint: Endpoint) -> None:
         """Listen with the wake word engine at ``endpoint``."""
-        super().__init__(coordinator)
-        self._endpoint = endpoint
+        super().__init__(coordinator, endpoint)
         # The wake words the user chose; None: every installed one.
         self._chosen: list[str] | None = (
             coordinator.config_entry.data.get(CONF_WAKE_WORDS) or None

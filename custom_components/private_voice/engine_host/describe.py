@@ -1,6 +1,6 @@
 """What ``describe`` answers: the installed engines, models, voices and wake words."""
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from wyoming.info import (
     AsrModel,
@@ -20,53 +20,41 @@ if TYPE_CHECKING:
     from .server import Engines
 
 
-def _attribution(info: ModelInfo) -> Attribution:
-    return Attribution(name=info.attribution_name, url=info.attribution_url)
+def _artifact(info: ModelInfo, version: str | None = None) -> dict[str, Any]:
+    """Return the fields every Wyoming artifact has (all installed: nothing else is listed)."""
+    return {
+        "name": info.name,
+        "description": info.description,
+        "attribution": Attribution(
+            name=info.attribution_name, url=info.attribution_url
+        ),
+        "installed": True,
+        "version": info.version or version,
+    }
 
 
 def build_info(engines: Engines, version: str) -> Info:
-    """Describe what is installed, truthfully: nothing is listed that cannot run."""
+    """Describe what is installed, truthfully."""
     info = Info()
     if (stt := engines.stt) is not None:
-        program = stt.PROGRAM
         info.asr.append(
             AsrProgram(
-                name=program.name,
-                description=program.description,
-                attribution=_attribution(program),
-                installed=True,
-                version=program.version or version,
+                **_artifact(stt.PROGRAM, version),
                 supports_transcript_streaming=True,
                 models=[
-                    AsrModel(
-                        name=model.name,
-                        description=model.description,
-                        attribution=_attribution(model),
-                        installed=True,
-                        version=model.version,
-                        languages=model.languages,
-                    )
+                    AsrModel(**_artifact(model), languages=model.languages)
                     for model in stt.models
                 ],
             )
         )
     if (tts := engines.tts) is not None:
-        program = tts.PROGRAM
         info.tts.append(
             TtsProgram(
-                name=program.name,
-                description=program.description,
-                attribution=_attribution(program),
-                installed=True,
-                version=program.version or version,
+                **_artifact(tts.PROGRAM, version),
                 supports_synthesize_streaming=True,
                 voices=[
                     TtsVoice(
-                        name=voice.name,
-                        description=voice.description,
-                        attribution=_attribution(voice),
-                        installed=True,
-                        version=voice.version,
+                        **_artifact(voice),
                         languages=voice.languages,
                         speakers=[TtsVoiceSpeaker(name=s) for s in voice.speakers]
                         or None,
@@ -75,27 +63,16 @@ def build_info(engines: Engines, version: str) -> Info:
                 ],
             )
         )
-    for wake in engines.wake:
-        program = wake.PROGRAM
-        info.wake.append(
-            WakeProgram(
-                name=program.name,
-                description=program.description,
-                attribution=_attribution(program),
-                installed=True,
-                version=program.version or version,
-                models=[
-                    WakeModel(
-                        name=model.name,
-                        description=model.description,
-                        attribution=_attribution(model),
-                        installed=True,
-                        version=model.version,
-                        languages=model.languages,
-                        phrase=model.phrase,
-                    )
-                    for model in wake.models
-                ],
-            )
+    info.wake.extend(
+        WakeProgram(
+            **_artifact(wake.PROGRAM, version),
+            models=[
+                WakeModel(
+                    **_artifact(model), languages=model.languages, phrase=model.phrase
+                )
+                for model in wake.models
+            ],
         )
+        for wake in engines.wake
+    )
     return info
