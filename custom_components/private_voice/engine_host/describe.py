@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 def _artifact(info: ModelInfo, version: str | None = None) -> dict[str, Any]:
-    """Return the fields every Wyoming artifact has (all installed: nothing else is listed)."""
+    """Return the fields every Wyoming artifact has; each is installed."""
     return {
         "name": info.name,
         "description": info.description,
