@@ -44,7 +44,8 @@ from typing import Any
 
 # bench/run puts custom_components/private_voice on PYTHONPATH: the engine host
 # package alone, without the integration (and Home Assistant) around it.
-from engine_host.audio import PcmFormat, ToEngineFormat
+from engine_host.audio import ToEngineFormat
+from engine_host.formats import PcmFormat
 import numpy as np
 from wyoming.asr import Transcribe, Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop

@@ -23,11 +23,8 @@ from custom_components.private_voice.const import (
     DOMAIN,
     EngineMode,
 )
-from custom_components.private_voice.engine_host.audio import (
-    ENGINE_RATE,
-    PcmFormat,
-    ToEngineFormat,
-)
+from custom_components.private_voice.engine_host.audio import ToEngineFormat
+from custom_components.private_voice.engine_host.formats import ENGINE_RATE, PcmFormat
 from custom_components.private_voice.protocol.client import Endpoint
 
 COMMAND = "Turn on the kitchen lights."

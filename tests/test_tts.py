@@ -24,7 +24,8 @@ from pytest_homeassistant_custom_component.typing import (
 )
 
 from custom_components.private_voice.const import DOMAIN
-from custom_components.private_voice.engine_host.audio import PcmFormat, ToEngineFormat
+from custom_components.private_voice.engine_host.audio import ToEngineFormat
+from custom_components.private_voice.engine_host.formats import PcmFormat
 from custom_components.private_voice.protocol.client import Endpoint
 from custom_components.private_voice.tts import PrivateVoiceTextToSpeech
 

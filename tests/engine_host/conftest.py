@@ -9,11 +9,8 @@ import numpy as np
 import pytest
 from tqdm import tqdm
 
-from custom_components.private_voice.engine_host.audio import (
-    ENGINE_FORMAT,
-    PcmFormat,
-    ToEngineFormat,
-)
+from custom_components.private_voice.engine_host.audio import ToEngineFormat
+from custom_components.private_voice.engine_host.formats import ENGINE_FORMAT, PcmFormat
 
 type Speak = Callable[[str], np.ndarray]
 

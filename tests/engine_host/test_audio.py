@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from custom_components.private_voice.engine_host.audio import (
+from custom_components.private_voice.engine_host.audio import ToEngineFormat
+from custom_components.private_voice.engine_host.formats import (
     AudioFormatError,
     PcmFormat,
-    ToEngineFormat,
 )
 
 

@@ -8,8 +8,8 @@ import re
 import numpy as np
 import pytest
 
-from custom_components.private_voice.engine_host.audio import ENGINE_RATE
 from custom_components.private_voice.engine_host.engines import EngineError
+from custom_components.private_voice.engine_host.formats import ENGINE_RATE
 from custom_components.private_voice.engine_host.stt import (
     FasterWhisperSession,
     FasterWhisperStt,

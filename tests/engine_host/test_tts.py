@@ -14,12 +14,13 @@ from faster_whisper import WhisperModel
 import numpy as np
 import pytest
 
-from custom_components.private_voice.engine_host.audio import PcmFormat, ToEngineFormat
+from custom_components.private_voice.engine_host.audio import ToEngineFormat
 from custom_components.private_voice.engine_host.engines import (
     EngineError,
     ModelInfo,
     SpeechAudio,
 )
+from custom_components.private_voice.engine_host.formats import PcmFormat
 from custom_components.private_voice.engine_host.tts import PiperTts
 
 VOICE = "en_US-joe-medium"

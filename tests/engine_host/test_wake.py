@@ -11,7 +11,6 @@ import pymicro_wakeword
 import pyopen_wakeword
 import pytest
 
-from custom_components.private_voice.engine_host.audio import ENGINE_RATE
 from custom_components.private_voice.engine_host.engines import (
     EngineError,
     ErrorCode,
@@ -19,6 +18,7 @@ from custom_components.private_voice.engine_host.engines import (
     WakeSession,
     WakeWord,
 )
+from custom_components.private_voice.engine_host.formats import ENGINE_RATE
 from custom_components.private_voice.engine_host.wake import (
     MicroWakeWord,
     OpenWakeWord,

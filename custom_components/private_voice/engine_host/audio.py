@@ -1,52 +1,8 @@
 """Audio formats and conversion to what the engines take (16 kHz, 16-bit, mono)."""
 
-from dataclasses import dataclass
-
 import numpy as np
 
-ENGINE_RATE = 16000
-ENGINE_WIDTH = 2
-ENGINE_CHANNELS = 1
-MIN_RATE = 8000
-MAX_RATE = 48000
-
-
-class AudioFormatError(ValueError):
-    """An audio format the engine host does not accept."""
-
-
-@dataclass(frozen=True, slots=True)
-class PcmFormat:
-    """Raw little-endian PCM: samples per second, bytes per sample, channels."""
-
-    rate: int
-    width: int
-    channels: int
-
-    def validate(self) -> None:
-        """Raise AudioFormatError unless 8-48 kHz, 16-bit, 1-2 channels."""
-        if not all(
-            type(value) is int for value in (self.rate, self.width, self.channels)
-        ):
-            msg = "rate, width and channels must be whole numbers"
-            raise AudioFormatError(msg)
-        if not MIN_RATE <= self.rate <= MAX_RATE:
-            msg = f"rate {self.rate} Hz is outside {MIN_RATE}-{MAX_RATE} Hz"
-            raise AudioFormatError(msg)
-        if self.width != ENGINE_WIDTH:
-            msg = f"sample width {self.width} bytes is not supported (only 2)"
-            raise AudioFormatError(msg)
-        if self.channels not in (1, 2):
-            msg = f"{self.channels} channels are not supported (only 1 or 2)"
-            raise AudioFormatError(msg)
-
-    @property
-    def bytes_per_second(self) -> int:
-        """Bytes of one second of this audio."""
-        return self.rate * self.width * self.channels
-
-
-ENGINE_FORMAT = PcmFormat(ENGINE_RATE, ENGINE_WIDTH, ENGINE_CHANNELS)
+from .formats import ENGINE_RATE, PcmFormat
 
 
 class ToEngineFormat:

@@ -35,7 +35,7 @@ from wyoming.tts import (
 )
 from wyoming.wake import Detect, Detection, NotDetected
 
-from .audio import AudioFormatError, PcmFormat, ToEngineFormat
+from .audio import ToEngineFormat
 from .describe import build_info
 from .engines import (
     EngineError,
@@ -46,6 +46,7 @@ from .engines import (
     WakeSession,
     WakeWord,
 )
+from .formats import AudioFormatError, PcmFormat
 from .sentences import SentenceBuffer
 from .wire import FrameError, FrameLimits, read_frame
 

@@ -22,8 +22,8 @@ from faster_whisper import WhisperModel  # type: ignore[import-untyped]
 from faster_whisper.tokenizer import _LANGUAGE_CODES  # type: ignore[import-untyped]
 import numpy as np
 
-from .audio import ENGINE_RATE
 from .engines import EngineError, ErrorCode, ModelInfo, SpeechToText, SttSession
+from .formats import ENGINE_RATE
 
 _LOGGER = logging.getLogger(__name__)
 

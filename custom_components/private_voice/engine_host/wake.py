@@ -24,7 +24,6 @@ import numpy as np
 import pymicro_wakeword
 import pyopen_wakeword
 
-from .audio import ENGINE_RATE
 from .engines import (
     EngineError,
     ErrorCode,
@@ -33,6 +32,7 @@ from .engines import (
     WakeSession,
     WakeWord,
 )
+from .formats import ENGINE_RATE
 from .frames import Framer
 
 # One utterance gives one detection: after a detection a session listens again

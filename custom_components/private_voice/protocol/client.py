@@ -21,6 +21,11 @@ REPLY_TIMEOUT = 5.0
 class PeerError(Exception):
     """A Wyoming peer that cannot be reached, breaks the protocol or refuses."""
 
+    def __init__(self, message: str, *, refusal: Error | None = None) -> None:
+        """Describe the failure; ``refusal``: the peer's own ``error`` event."""
+        super().__init__(message)
+        self.refusal = refusal
+
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
@@ -70,7 +75,7 @@ class WyomingConnection:
                     limit=self._limits.header_bytes,
                 )
         except (OSError, TimeoutError) as err:
-            msg = f"cannot connect to {self.endpoint.uri}: {err or 'timed out'}"
+            msg = f"cannot connect to {self.endpoint.uri}: {str(err) or 'timed out'}"
             raise PeerError(msg) from err
         return self
 
@@ -118,7 +123,7 @@ class WyomingConnection:
         if Error.is_type(event.type):
             error = Error.from_event(event)
             msg = f"{self.endpoint.uri} refused: {error.text} ({error.code})"
-            raise PeerError(msg)
+            raise PeerError(msg, refusal=error)
         return event
 
     async def read_until(self, event_type: str) -> Event:

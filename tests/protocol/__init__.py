@@ -1,0 +1,1 @@
+"""Tests of the Wyoming protocol layer (no Home Assistant instance needed)."""
