@@ -101,15 +101,20 @@ async def server(
 
 
 @pytest.fixture(scope="module")
-def command_22k(engines: Engines) -> bytes:
-    """Say the command with piper, at its own 22.05 kHz (the host converts it)."""
-    assert isinstance(engines.tts, PiperTts)
+def command_22k(piper_voice_path: Path) -> bytes:
+    """Say the command with piper at its own 22.05 kHz (the host converts it).
 
-    async def _speak() -> bytes:
-        assert engines.tts is not None
-        return b"".join([audio.pcm async for audio in engines.tts.synthesize(COMMAND)])
+    Without piper's random noise, so the audio is the same in every run, and
+    after 0.3 s of silence, as a microphone hears it.
+    """
+    from piper import PiperVoice, SynthesisConfig  # noqa: PLC0415 - heavy
 
-    return asyncio.run(_speak())
+    voice = PiperVoice.load(piper_voice_path)
+    exact = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
+    chunks = list(voice.synthesize(COMMAND, syn_config=exact))
+    assert chunks[0].sample_rate == 22050
+    lead = bytes(2 * 22050 * 3 // 10)
+    return lead + b"".join(chunk.audio_int16_bytes for chunk in chunks)
 
 
 def _chunks(samples: np.ndarray, rate: int = 16000) -> Iterator[Event]:
