@@ -864,19 +864,14 @@ async def test_zeroconf_already_configured(
 async def test_reconfigure_remote_to_services(
     hass: HomeAssistant,
     mock_config_entry: MockConfigEntry,
-    busy_port: int,
     engine_host_endpoint: Endpoint,
 ) -> None:
     """Reconfigure walks the same steps, starting from the entry's settings.
 
     The entry's own port counts as free: its service holds it.
     """
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="Private Voice",
-        unique_id=DOMAIN,
-        data={**mock_config_entry.data, CONF_PORT: busy_port},
-    )
+    entry = mock_config_entry
+    busy_port = entry.data[CONF_PORT]
     entry.add_to_hass(hass)
     await hass.config_entries.async_setup(entry.entry_id)
     assert entry.state is ConfigEntryState.LOADED

@@ -10,7 +10,7 @@ from typing import Any
 import probatio
 import pytest
 
-from custom_components.private_voice import config_flow
+from custom_components.private_voice import config_flow, options_flow
 
 PACKAGE = Path(config_flow.__file__).parent
 STRINGS: dict[str, Any] = json.loads(
@@ -158,3 +158,15 @@ def test_wake_word_options_have_labels() -> None:
     """The wake word select's options are all labelled."""
     options = STRINGS["selector"]["wake_words"]["options"]
     assert set(options) == set(config_flow.MICRO_WAKE_WORDS)
+
+
+def test_options_flow_keys_exist_and_are_used() -> None:
+    """The options flow's steps and errors have text, and no more."""
+    used = _used_keys(Path(options_flow.__file__))
+    assert used.step == {"init"}
+    assert set(STRINGS["options"]["step"]) == used.step
+    assert set(STRINGS["options"]["error"]) == used.error
+    strings = STRINGS["options"]["step"]["init"]
+    fields = {str(key) for key in options_flow.STEP_OPTIONS_SCHEMA.schema}
+    assert set(strings["data"]) == fields
+    assert set(strings["data_description"]) == fields

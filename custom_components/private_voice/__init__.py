@@ -5,6 +5,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
 
 from .const import (
+    CONF_ALLOWED_ADDRESSES,
     CONF_ENGINE_MODE,
     CONF_ENGINE_PORT,
     CONF_LANGUAGE,
@@ -12,6 +13,7 @@ from .const import (
     CONF_TTS_URI,
     CONF_URI,
     CONF_WAKE_URI,
+    DEFAULT_BIND_ADDRESS,
     DEFAULT_ENGINE_PORT,
     DOMAIN,
     EngineMode,
@@ -28,6 +30,8 @@ from .local_engines import (
     create_engine_host,
 )
 from .protocol.client import Endpoint
+from .protocol.service import WyomingService
+from .service_policy import AddressPolicy
 from .supervisor import EngineHostError, EngineHostProcess
 
 PLATFORMS = [Platform.STT, Platform.TTS, Platform.WAKE_WORD]
@@ -103,10 +107,29 @@ async def async_setup_entry(
         coordinator = EngineCoordinator(hass, entry, _remote_endpoints(entry))
 
     await coordinator.async_config_entry_first_refresh()
+    service = WyomingService(
+        coordinator.endpoints,
+        AddressPolicy(hass, entry.options.get(CONF_ALLOWED_ADDRESSES, [])),
+        host=DEFAULT_BIND_ADDRESS,
+        port=entry.data[CONF_PORT],
+    )
+    try:
+        await service.async_start()
+    except OSError as err:
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="service_port_busy",
+            translation_placeholders={
+                "port": str(entry.data[CONF_PORT]),
+                "error": str(err),
+            },
+        ) from err
+    entry.async_on_unload(service.async_stop)
     entry.runtime_data = PrivateVoiceData(
         language=entry.data[CONF_LANGUAGE],
         port=entry.data[CONF_PORT],
         coordinator=coordinator,
+        service=service,
         process=process,
     )
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)

@@ -15,6 +15,7 @@ from typing import Any, Final, override
 
 from homeassistant.config_entries import (
     SOURCE_RECONFIGURE,
+    ConfigEntry,
     ConfigFlow,
     ConfigFlowResult,
 )
@@ -65,6 +66,7 @@ from .local_engines import (
     unsupported_reason,
 )
 from .network import async_check_port_free
+from .options_flow import PrivateVoiceOptionsFlow
 from .protocol.client import Endpoint, PeerError, async_describe
 
 TITLE: Final = "Private Voice"
@@ -203,6 +205,13 @@ class PrivateVoiceConfigFlow(ConfigFlow, domain=DOMAIN):
     # Set by the zeroconf step, before its confirmation.
     _discovered: Endpoint
     _discovered_name: str
+
+    @staticmethod
+    @callback
+    @override
+    def async_get_options_flow(config_entry: ConfigEntry) -> PrivateVoiceOptionsFlow:
+        """Options: who may use the Wyoming service."""
+        return PrivateVoiceOptionsFlow()
 
     def __init__(self) -> None:
         """Start with nothing chosen."""

@@ -14,6 +14,8 @@ CONF_LANGUAGE: Final = "language"
 # the Wyoming convention (10200 piper, 10300 whisper, 10400 wake, 10700 satellites).
 DEFAULT_PORT: Final = 10600
 DEFAULT_BIND_ADDRESS: Final = "0.0.0.0"  # noqa: S104 - satellites reach it over the LAN
+# Options: addresses besides loopback that may use the public service.
+CONF_ALLOWED_ADDRESSES: Final = "allowed_addresses"
 
 # Where the engines run.
 CONF_ENGINE_MODE: Final = "engine_mode"

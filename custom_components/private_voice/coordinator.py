@@ -11,6 +11,7 @@ from wyoming.info import AsrProgram, Info, TtsProgram, WakeProgram
 
 from .const import DOMAIN, ENGINE_REFRESH_INTERVAL, LOGGER
 from .protocol.client import Endpoint, PeerError, async_describe
+from .protocol.service import WyomingService
 from .supervisor import EngineHostProcess
 
 
@@ -102,6 +103,8 @@ class PrivateVoiceData:
     language: str
     port: int
     coordinator: EngineCoordinator
+    # The public, policy-enforcing Wyoming service.
+    service: WyomingService
     # The engine host child process (engine mode "local" only).
     process: EngineHostProcess | None = field(default=None)
 

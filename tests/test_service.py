@@ -1,0 +1,138 @@
+"""The public Wyoming service the entry runs, with HA's own wyoming as a peer."""
+
+import socket
+
+from homeassistant.components import stt, tts
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import CONF_HOST, CONF_PORT
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import entity_registry as er, issue_registry as ir
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.private_voice.const import CONF_ALLOWED_ADDRESSES, DOMAIN
+from custom_components.private_voice.service_policy import AddressPolicy
+
+from .engines import COMMAND, async_chunks, silence, speech
+from .test_stt import metadata
+
+
+def _normalise(text: str | None) -> str:
+    return "".join(c for c in (text or "").lower() if c.isalnum() or c == " ").strip()
+
+
+async def test_home_assistants_wyoming_integration_uses_the_service(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    entity_registry: er.EntityRegistry,
+) -> None:
+    """HA core's wyoming, pointed at our port, finds asr/tts/wake and transcribes."""
+    port = init_integration.data[CONF_PORT]
+    result = await hass.config_entries.flow.async_init(
+        "wyoming",
+        context={"source": "user"},
+        data={CONF_HOST: "127.0.0.1", CONF_PORT: port},
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    wyoming = result["result"]
+    await hass.async_block_till_done()
+    assert wyoming.state is ConfigEntryState.LOADED
+    platforms = {
+        entry.domain
+        for entry in er.async_entries_for_config_entry(
+            entity_registry, wyoming.entry_id
+        )
+    }
+    assert platforms == {"stt", "tts", "wake_word"}
+
+    stt_id = next(
+        entry.entity_id
+        for entry in er.async_entries_for_config_entry(
+            entity_registry, wyoming.entry_id
+        )
+        if entry.domain == "stt"
+    )
+    provider = stt.async_get_speech_to_text_entity(hass, stt_id)
+    assert provider is not None
+    result = await provider.async_process_audio_stream(
+        metadata(), async_chunks(silence(0.3) + speech(COMMAND) + silence(0.5))
+    )
+    assert result.result is stt.SpeechResultState.SUCCESS
+    assert _normalise(result.text) == _normalise(COMMAND)
+
+    tts_id = next(
+        entry.entity_id
+        for entry in er.async_entries_for_config_entry(
+            entity_registry, wyoming.entry_id
+        )
+        if entry.domain == "tts"
+    )
+    entity = hass.data[tts.DATA_COMPONENT].get_entity(tts_id)
+    assert entity is not None
+    extension, audio = await entity.async_get_tts_audio("Hello there.", "en_US", {})
+    assert extension == "wav"
+    assert audio is not None
+    assert len(audio) > 22050  # about a second of speech at 22.05 kHz
+
+
+async def test_unload_frees_the_port(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """Unloading stops the service: its port can be bound again."""
+    port = init_integration.data[CONF_PORT]
+    assert await hass.config_entries.async_unload(init_integration.entry_id)
+    with socket.socket() as sock:
+        sock.bind(("0.0.0.0", port))  # noqa: S104 - where the service listened
+
+
+async def test_port_in_use_retries_setup(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry
+) -> None:
+    """Another program on the service port: setup is retried, with the reason."""
+    with socket.socket() as sock:
+        sock.bind(("0.0.0.0", mock_config_entry.data[CONF_PORT]))  # noqa: S104
+        sock.listen()
+        mock_config_entry.add_to_hass(hass)
+        await hass.config_entries.async_setup(mock_config_entry.entry_id)
+        await hass.async_block_till_done()
+        assert mock_config_entry.state is ConfigEntryState.SETUP_RETRY
+        assert mock_config_entry.error_reason_translation_key == "service_port_busy"
+
+
+async def test_policy_admits_loopback_and_listed_addresses(
+    hass: HomeAssistant, issue_registry: ir.IssueRegistry
+) -> None:
+    """Loopback and listed addresses are admitted; others get a repair issue."""
+    policy = AddressPolicy(hass, ["192.0.2.10"])
+    assert policy.client_allowed("127.0.0.1")
+    assert policy.client_allowed("::1")
+    assert policy.client_allowed("192.0.2.10")
+    assert not policy.client_allowed("192.0.2.99")
+
+    policy.client_refused("192.0.2.99")
+    issue = issue_registry.async_get_issue(DOMAIN, "client_refused_192.0.2.99")
+    assert issue is not None
+    assert issue.translation_key == "client_refused"
+    assert issue.translation_placeholders == {"address": "192.0.2.99"}
+
+
+async def test_options_list_allowed_addresses(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """The options flow takes IP addresses only, then reloads the entry."""
+    result = await hass.config_entries.options.async_init(init_integration.entry_id)
+    assert result["type"] is FlowResultType.FORM
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_ALLOWED_ADDRESSES: ["kitchen-pc"]}
+    )
+    assert result["errors"] == {CONF_ALLOWED_ADDRESSES: "invalid_address"}
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {CONF_ALLOWED_ADDRESSES: [" 192.0.2.20 ", "192.0.2.10", "", "192.0.2.20"]},
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert init_integration.options == {
+        CONF_ALLOWED_ADDRESSES: ["192.0.2.10", "192.0.2.20"]
+    }
+    assert init_integration.state is ConfigEntryState.LOADED
