@@ -18,10 +18,6 @@ from wyoming.info import Describe, Info
 from wyoming.ping import Ping, Pong
 from wyoming.tts import (
     Synthesize,
-    SynthesizeChunk,
-    SynthesizeStart,
-    SynthesizeStop,
-    SynthesizeStopped,
 )
 from wyoming.wake import Detect, Detection, NotDetected
 
@@ -38,6 +34,7 @@ from custom_components.private_voice.engine_host.stt import (
 from custom_components.private_voice.engine_host.tts import PiperTts
 from custom_components.private_voice.engine_host.wake import MicroWakeWord
 
+from ..wyoming_client import assert_streaming_synthesis_speaks_early, read_until
 from .conftest import Speak, silence
 
 COMMAND = "Turn on the kitchen lights."
@@ -126,18 +123,6 @@ def _chunks(samples: np.ndarray, rate: int = 16000) -> Iterator[Event]:
         ).event()
 
 
-async def _read_until(client: AsyncTcpClient, *types: str) -> list[Event]:
-    """Read events until one of ``types`` (inclusive) or an error."""
-    events: list[Event] = []
-    while True:
-        async with asyncio.timeout(60):
-            event = await client.read_event()
-        assert event is not None, f"connection closed after {[e.type for e in events]}"
-        events.append(event)
-        if event.type in types or Error.is_type(event.type):
-            return events
-
-
 async def _transcribe(
     port: int, audio: bytes, rate: int, transcribe: Transcribe | None = None
 ) -> list[Event]:
@@ -152,7 +137,7 @@ async def _transcribe(
                 ).event()
             )
         await client.write_event(AudioStop().event())
-        return await _read_until(client, "transcript")
+        return await read_until(client, "transcript")
 
 
 # describe / ping ---------------------------------------------------------------
@@ -162,7 +147,7 @@ async def test_describe_tells_what_is_installed(server: EngineHostServer) -> Non
     """Info lists the real models, voices and wake words, and streaming support."""
     async with AsyncTcpClient("127.0.0.1", server.port) as client:
         await client.write_event(Describe().event())
-        events = await _read_until(client, "info")
+        events = await read_until(client, "info")
     info = Info.from_event(events[-1])
     (asr,) = info.asr
     assert asr.supports_transcript_streaming
@@ -184,7 +169,7 @@ async def test_ping_pong(server: EngineHostServer) -> None:
     """Ping is answered with pong, echoing its text."""
     async with AsyncTcpClient("127.0.0.1", server.port) as client:
         await client.write_event(Ping(text="hello").event())
-        events = await _read_until(client, "pong")
+        events = await read_until(client, "pong")
     assert Pong.from_event(events[-1]).text == "hello"
 
 
@@ -241,11 +226,11 @@ async def _detect(port: int, samples: np.ndarray, names: list[str]) -> list[Even
         for chunk in _chunks(samples):
             await client.write_event(chunk)
         await client.write_event(AudioStop().event())
-        events = await _read_until(client, "not-detected", "detection")
+        events = await read_until(client, "not-detected", "detection")
         if events[-1].type == "detection":
             # The stream ended: no not-detected follows a detection.
             await client.write_event(Ping().event())
-            events += await _read_until(client, "pong")
+            events += await read_until(client, "pong")
         return events
 
 
@@ -293,7 +278,7 @@ async def test_synthesize_one_group_of_2048_byte_chunks(
     """Synthesize → audio-start, 2048-byte chunks, audio-stop."""
     async with AsyncTcpClient("127.0.0.1", server.port) as client:
         await client.write_event(Synthesize(text="Hello. The lights are on.").event())
-        events = await _read_until(client, "audio-stop")
+        events = await read_until(client, "audio-stop")
     assert events[0].type == "audio-start"
     assert AudioStart.from_event(events[0]).rate == 22050
     chunks = [AudioChunk.from_event(e) for e in events[1:-1]]
@@ -310,22 +295,7 @@ async def test_streaming_synthesis_speaks_before_the_text_ends(
     server: EngineHostServer,
 ) -> None:
     """The first sentence is heard while the rest of the text has not been sent."""
-    async with AsyncTcpClient("127.0.0.1", server.port) as client:
-        await client.write_event(SynthesizeStart().event())
-        await client.write_event(SynthesizeChunk(text="Good morning. The kit").event())
-        first = await _read_until(client, "audio-stop")
-        # Audio of the first sentence arrived; the rest of the text is still ours.
-        assert first[0].type == "audio-start"
-        assert any(e.type == "audio-chunk" for e in first)
-        await client.write_event(SynthesizeChunk(text="chen lights are on.").event())
-        # Clients also send the whole text for servers that cannot stream.
-        whole = "Good morning. The kitchen lights are on."
-        await client.write_event(Synthesize(text=whole).event())
-        await client.write_event(SynthesizeStop().event())
-        rest = await _read_until(client, "synthesize-stopped")
-    assert SynthesizeStopped.is_type(rest[-1].type)
-    # One more sentence, spoken once: the compatibility copy is not spoken again.
-    assert [e.type for e in rest].count("audio-start") == 1
+    await assert_streaming_synthesis_speaks_early(server.port)
 
 
 async def test_unknown_voice_is_an_error(server: EngineHostServer) -> None:
@@ -336,7 +306,7 @@ async def test_unknown_voice_is_an_error(server: EngineHostServer) -> None:
                 "synthesize", {"text": "Hi.", "voice": {"name": "de_DE-thorsten-high"}}
             )
         )
-        events = await _read_until(client, "audio-stop")
+        events = await read_until(client, "audio-stop")
     assert Error.from_event(events[-1]).code == "unknown-voice"
 
 
@@ -434,8 +404,8 @@ async def test_connection_cap(server: EngineHostServer) -> None:
     """Over the connection cap, a client is refused as busy; others go on."""
     async with AsyncTcpClient("127.0.0.1", server.port) as first:
         await first.write_event(Ping().event())
-        await _read_until(first, "pong")
+        await read_until(first, "pong")
         replies = await _raw(server.port, b"")
         assert replies[0]["data"]["code"] == "busy"  # type: ignore[index]
         await first.write_event(Ping().event())
-        assert (await _read_until(first, "pong"))[-1].type == "pong"
+        assert (await read_until(first, "pong"))[-1].type == "pong"

@@ -17,9 +17,7 @@ from wyoming.info import Describe, Info
 from wyoming.ping import Ping, Pong
 from wyoming.tts import (
     Synthesize,
-    SynthesizeChunk,
     SynthesizeStart,
-    SynthesizeStop,
 )
 from wyoming.wake import Detect, Detection
 
@@ -31,6 +29,7 @@ from custom_components.private_voice.protocol.service import (
 )
 
 from ..engine_host.conftest import Speak
+from ..wyoming_client import assert_streaming_synthesis_speaks_early, read_until
 
 COMMAND = "Turn on the kitchen lights."
 RATE = 16000
@@ -127,18 +126,6 @@ def chunks(audio: bytes) -> Iterable[Event]:
         yield AudioChunk(
             rate=RATE, width=2, channels=1, audio=audio[offset : offset + CHUNK_BYTES]
         ).event()
-
-
-async def read_until(client: AsyncTcpClient, *types: str) -> list[Event]:
-    """Read events until one of ``types`` (inclusive) or an error."""
-    events: list[Event] = []
-    while True:
-        async with asyncio.timeout(60):
-            event = await client.read_event()
-        assert event is not None, f"connection closed after {[e.type for e in events]}"
-        events.append(event)
-        if event.type in types or Error.is_type(event.type):
-            return events
 
 
 async def read_error_and_close(client: AsyncTcpClient, *types: str) -> str | None:
@@ -289,20 +276,7 @@ async def test_streaming_synthesis_speaks_before_the_text_ends(
     service: WyomingService,
 ) -> None:
     """The first sentence is heard through the service before the rest is sent."""
-    async with AsyncTcpClient("127.0.0.1", service.port) as client:
-        await client.write_event(SynthesizeStart().event())
-        await client.write_event(SynthesizeChunk(text="Good morning. The kit").event())
-        first = await read_until(client, "audio-stop")
-        assert first[0].type == "audio-start"
-        assert any(e.type == "audio-chunk" for e in first)
-        await client.write_event(SynthesizeChunk(text="chen lights are on.").event())
-        # Home Assistant also sends the whole text, for servers that cannot stream.
-        whole = "Good morning. The kitchen lights are on."
-        await client.write_event(Synthesize(text=whole).event())
-        await client.write_event(SynthesizeStop().event())
-        rest = await read_until(client, "synthesize-stopped")
-    assert [e.type for e in rest].count("audio-start") == 1
-    assert rest[-1].type == "synthesize-stopped"
+    await assert_streaming_synthesis_speaks_early(service.port)
 
 
 async def test_quiet_room_is_not_spoken_to(
