@@ -14,8 +14,9 @@ import sys
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from homeassistant.const import CONF_PORT
+from homeassistant.const import CONF_PORT, STATE_OFF
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import area_registry as ar, entity_registry as er
 from homeassistant.setup import async_setup_component
 
 from custom_components.private_voice import engine_host
@@ -28,6 +29,8 @@ from custom_components.private_voice.const import (
 )
 from custom_components.private_voice.engine_host.cli import READY
 from custom_components.private_voice.protocol.client import Endpoint
+
+KITCHEN_LIGHT = "light.kitchen_light"
 
 
 @pytest.fixture(autouse=True)
@@ -57,6 +60,41 @@ def busy_port(socket_enabled: None) -> Generator[int]:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         yield sock.getsockname()[1]
+
+
+@pytest.fixture
+async def kitchen_light(
+    hass: HomeAssistant,
+    area_registry: ar.AreaRegistry,
+    entity_registry: er.EntityRegistry,
+) -> str:
+    """Return a light, off, in the Kitchen (a template light: no device needed)."""
+    assert await async_setup_component(
+        hass,
+        "template",
+        {
+            "template": [
+                {
+                    "light": [
+                        {
+                            "name": "Kitchen light",
+                            "unique_id": "kitchen_light",
+                            "turn_on": [],
+                            "turn_off": [],
+                        }
+                    ]
+                }
+            ]
+        },
+    )
+    await hass.async_block_till_done()
+    kitchen = area_registry.async_create("Kitchen")
+    entity_registry.async_update_entity(KITCHEN_LIGHT, area_id=kitchen.id)
+    await hass.services.async_call(
+        "light", "turn_off", {"entity_id": KITCHEN_LIGHT}, blocking=True
+    )
+    assert hass.states.get(KITCHEN_LIGHT).state == STATE_OFF
+    return KITCHEN_LIGHT
 
 
 @pytest.fixture

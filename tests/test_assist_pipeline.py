@@ -15,14 +15,12 @@ from homeassistant.components.assist_pipeline import (
     PipelineEventType,
     PipelineStage,
 )
-from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
+from homeassistant.const import STATE_ON, STATE_UNAVAILABLE
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.helpers import (
-    area_registry as ar,
     device_registry as dr,
     entity_registry as er,
 )
-from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import async_fire_time_changed
@@ -36,9 +34,11 @@ from custom_components.private_voice.const import DOMAIN, ENGINE_REFRESH_INTERVA
 from custom_components.private_voice.engine_host.cli import READY
 from custom_components.private_voice.protocol.client import Endpoint
 
+from .conftest import KITCHEN_LIGHT
 from .engines import (
     COMMAND,
     WAKE_PHRASE,
+    async_create_pipeline,
     async_microphone,
     async_set_up,
     entity_id,
@@ -47,7 +47,6 @@ from .engines import (
     speech,
 )
 
-KITCHEN_LIGHT = "light.kitchen_light"
 # The next refresh of the engines' coordinator (its interval, a second of jitter).
 REFRESH = ENGINE_REFRESH_INTERVAL + timedelta(seconds=1)
 PROVIDERS = {"stt": "stt", "tts": "tts", "wake_word": "wake_word"}
@@ -86,41 +85,6 @@ async def test_providers_share_one_device(
 
 
 @pytest.fixture
-async def kitchen_light(
-    hass: HomeAssistant,
-    area_registry: ar.AreaRegistry,
-    entity_registry: er.EntityRegistry,
-) -> str:
-    """Return a light, off, in the Kitchen (a template light: no device needed)."""
-    assert await async_setup_component(
-        hass,
-        "template",
-        {
-            "template": [
-                {
-                    "light": [
-                        {
-                            "name": "Kitchen light",
-                            "unique_id": "kitchen_light",
-                            "turn_on": [],
-                            "turn_off": [],
-                        }
-                    ]
-                }
-            ]
-        },
-    )
-    await hass.async_block_till_done()
-    kitchen = area_registry.async_create("Kitchen")
-    entity_registry.async_update_entity(KITCHEN_LIGHT, area_id=kitchen.id)
-    await hass.services.async_call(
-        "light", "turn_off", {"entity_id": KITCHEN_LIGHT}, blocking=True
-    )
-    assert hass.states.get(KITCHEN_LIGHT).state == STATE_OFF
-    return KITCHEN_LIGHT
-
-
-@pytest.fixture
 async def pipeline_id(
     hass: HomeAssistant,
     hass_ws_client: WebSocketGenerator,
@@ -130,26 +94,7 @@ async def pipeline_id(
     """Set up our engines; create an Assist pipeline on them, as the UI does."""
     entry = remote_entry(engine_host_endpoint, free_port)
     await async_set_up(hass, entry)
-    client = await hass_ws_client(hass)
-    await client.send_json_auto_id(
-        {
-            "type": "assist_pipeline/pipeline/create",
-            "name": "Private Voice",
-            "language": "en",
-            "conversation_engine": "conversation.home_assistant",
-            "conversation_language": "en",
-            "stt_engine": entity_id(hass, entry, "stt", "stt"),
-            "stt_language": "en",
-            "tts_engine": entity_id(hass, entry, "tts", "tts"),
-            "tts_language": "en-US",
-            "tts_voice": "en_US-joe-medium",
-            "wake_word_entity": entity_id(hass, entry, "wake_word", "wake_word"),
-            "wake_word_id": "okay_nabu",
-        }
-    )
-    response = await client.receive_json()
-    assert response["success"], response
-    return str(response["result"]["id"])
+    return await async_create_pipeline(hass, await hass_ws_client(hass), entry)
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
 
 from .const import (
     CONF_ALLOWED_ADDRESSES,
+    CONF_BIND_ADDRESS,
     CONF_ENGINE_MODE,
     CONF_ENGINE_PORT,
     CONF_LANGUAGE,
@@ -31,10 +32,17 @@ from .local_engines import (
 )
 from .protocol.client import Endpoint
 from .protocol.service import WyomingService
+from .satellites import SatelliteTracker, satellite_hosts
 from .service_policy import AddressPolicy
 from .supervisor import EngineHostError, EngineHostProcess
 
-PLATFORMS = [Platform.STT, Platform.TTS, Platform.WAKE_WORD]
+PLATFORMS = [
+    Platform.ASSIST_SATELLITE,
+    Platform.SELECT,
+    Platform.STT,
+    Platform.TTS,
+    Platform.WAKE_WORD,
+]
 
 
 def _remote_endpoints(entry: PrivateVoiceConfigEntry) -> EngineEndpoints:
@@ -107,10 +115,17 @@ async def async_setup_entry(
         coordinator = EngineCoordinator(hass, entry, _remote_endpoints(entry))
 
     await coordinator.async_config_entry_first_refresh()
+
+    def _satellite_addresses() -> set[str]:
+        connected = {link.address for link in entry.runtime_data.satellites.values()}
+        return satellite_hosts(entry) | {a for a in connected if a is not None}
+
     service = WyomingService(
         coordinator.endpoints,
-        AddressPolicy(hass, entry.options.get(CONF_ALLOWED_ADDRESSES, [])),
-        host=DEFAULT_BIND_ADDRESS,
+        AddressPolicy(
+            hass, entry.options.get(CONF_ALLOWED_ADDRESSES, []), _satellite_addresses
+        ),
+        host=entry.options.get(CONF_BIND_ADDRESS, DEFAULT_BIND_ADDRESS),
         port=entry.data[CONF_PORT],
     )
     try:
@@ -133,6 +148,10 @@ async def async_setup_entry(
         process=process,
     )
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    # Satellites are added, reconfigured and removed without a reload.
+    entry.async_on_unload(
+        entry.add_update_listener(SatelliteTracker(entry).async_entry_updated)
+    )
     return True
 
 

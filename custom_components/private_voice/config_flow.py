@@ -18,10 +18,12 @@ from homeassistant.config_entries import (
     ConfigEntry,
     ConfigFlow,
     ConfigFlowResult,
+    ConfigSubentryFlow,
 )
-from homeassistant.const import CONF_PORT
+from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.core import callback
 from homeassistant.helpers.selector import (
+    AreaSelector,
     BooleanSelector,
     LanguageSelector,
     NumberSelector,
@@ -38,6 +40,7 @@ import probatio
 from wyoming.info import Artifact, Info
 
 from .const import (
+    CONF_AREA_ID,
     CONF_ENGINE_MODE,
     CONF_ENGINE_PORT,
     CONF_LANGUAGE,
@@ -55,6 +58,7 @@ from .const import (
     DOMAIN,
     LOGGER,
     MODELS_DIR,
+    SUBENTRY_SATELLITE,
     EngineMode,
 )
 from .engine_host.catalogue import CatalogueEntry, ModelKind
@@ -68,6 +72,13 @@ from .local_engines import (
 from .network import async_check_port_free
 from .options_flow import PrivateVoiceOptionsFlow
 from .protocol.client import Endpoint, PeerError, async_describe
+from .satellite_flow import (
+    SatelliteSubentryFlow,
+    find_satellite,
+    satellite_subentry,
+    satellite_title,
+)
+from .satellites import satellite_subentries
 
 TITLE: Final = "Private Voice"
 # The engine host child process listens on loopback only.
@@ -97,6 +108,9 @@ SERVICE_PROGRAMS: Final[dict[str, Callable[[Info], Sequence[Artifact]]]] = {
     CONF_TTS_URI: lambda info: info.tts,
     CONF_WAKE_URI: lambda info: info.wake,
 }
+STEP_SATELLITE_AREA_SCHEMA: Final = probatio.Schema(
+    {probatio.Optional(CONF_AREA_ID): AreaSelector()}
+)
 STEP_SERVICES_SCHEMA: Final = probatio.Schema(
     {probatio.Optional(field): TextSelector() for field in SERVICE_PROGRAMS}
 )
@@ -205,6 +219,7 @@ class PrivateVoiceConfigFlow(ConfigFlow, domain=DOMAIN):
     # Set by the zeroconf step, before its confirmation.
     _discovered: Endpoint
     _discovered_name: str
+    _satellite_id: str
 
     @staticmethod
     @callback
@@ -212,6 +227,15 @@ class PrivateVoiceConfigFlow(ConfigFlow, domain=DOMAIN):
     def async_get_options_flow(config_entry: ConfigEntry) -> PrivateVoiceOptionsFlow:
         """Options: who may use the Wyoming service."""
         return PrivateVoiceOptionsFlow()
+
+    @classmethod
+    @callback
+    @override
+    def async_get_supported_subentry_types(
+        cls, config_entry: ConfigEntry
+    ) -> dict[str, type[ConfigSubentryFlow]]:
+        """Satellites are subentries."""
+        return {SUBENTRY_SATELLITE: SatelliteSubentryFlow}
 
     def __init__(self) -> None:
         """Start with nothing chosen."""
@@ -575,30 +599,96 @@ class PrivateVoiceConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_zeroconf(
         self, discovery_info: ZeroconfServiceInfo
     ) -> ConfigFlowResult:
-        """Offer an engine host that announces itself on the network."""
-        # Every Wyoming service on the network is announced (satellites too):
-        # once set up, do not even connect to them.
-        if self._async_current_entries():
-            return self.async_abort(reason="already_configured")
+        """Offer what announces itself: a satellite, or an engine host."""
         if discovery_info.port is None:
             return self.async_abort(reason="cannot_connect")
         endpoint = Endpoint(discovery_info.host, discovery_info.port)
+        name = discovery_info.name.removesuffix(f".{discovery_info.type}")
+        entry = self._entry
+        # Known: never connect to it (a satellite serves one client at a time).
+        if entry is not None and self._async_known(entry, name, endpoint):
+            return self.async_abort(reason="already_configured")
         try:
             info = await async_describe(endpoint)
         except PeerError as err:
             LOGGER.debug("Discovered %s does not answer: %s", endpoint.uri, err)
             return self.async_abort(reason="cannot_connect")
+        self._discovered = endpoint
+        self._discovered_name = name
+        self.context["title_placeholders"] = {"name": name}
+        if info.satellite is not None:
+            return await self._async_discovered_satellite(info)
+        return await self._async_discovered_engine_host(info)
+
+    @property
+    def _entry(self) -> ConfigEntry | None:
+        """The one Private Voice entry, if it is set up."""
+        entries = self._async_current_entries(include_ignore=False)
+        return entries[0] if entries else None
+
+    def _async_known(self, entry: ConfigEntry, name: str, endpoint: Endpoint) -> bool:
+        """Tell whether the entry has it; follow a satellite to its new address."""
+        if entry.data.get(CONF_URI) == endpoint.uri:
+            return True
+        subentry = next(
+            (s for s in satellite_subentries(entry) if s.unique_id == name),
+            None,
+        ) or find_satellite(entry, endpoint)
+        if subentry is None:
+            return False
+        data = {**subentry.data, CONF_HOST: endpoint.host, CONF_PORT: endpoint.port}
+        if data != subentry.data:  # back from DHCP at another address
+            self.hass.config_entries.async_update_subentry(entry, subentry, data=data)
+        return True
+
+    async def _async_discovered_satellite(self, info: Info) -> ConfigFlowResult:
+        if self._entry is None:
+            return self.async_abort(reason="satellite_needs_setup")
+        self._satellite_id = self._discovered_name
+        await self.async_set_unique_id(f"{SUBENTRY_SATELLITE}_{self._satellite_id}")
+        self._abort_if_unique_id_configured()
+        self._discovered_name = satellite_title(info, self._discovered)
+        return await self.async_step_zeroconf_satellite()
+
+    async def _async_discovered_engine_host(self, info: Info) -> ConfigFlowResult:
+        if self._entry is not None:
+            return self.async_abort(reason="already_configured")
         if not _is_engine_host(info):
             return self.async_abort(reason="not_an_engine_host")
         # Only now: a satellite's flow must not keep an engine host's away.
         await self.async_set_unique_id(DOMAIN)
         self._abort_if_unique_id_configured()
-        self._discovered = endpoint
-        self._discovered_name = discovery_info.name.removesuffix(
-            f".{discovery_info.type}"
-        )
-        self.context["title_placeholders"] = {"name": self._discovered_name}
         return await self.async_step_zeroconf_confirm()
+
+    async def async_step_zeroconf_satellite(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Add the discovered satellite, in the room the user picks."""
+        if user_input is None:
+            return self.async_show_form(
+                step_id="zeroconf_satellite",
+                data_schema=STEP_SATELLITE_AREA_SCHEMA,
+                description_placeholders={
+                    "name": self._discovered_name,
+                    "host": self._discovered.uri,
+                },
+            )
+        if (entry := self._entry) is None:
+            return self.async_abort(reason="satellite_needs_setup")
+        self.hass.config_entries.async_add_subentry(
+            entry,
+            satellite_subentry(
+                self._discovered,
+                self._discovered_name,
+                user_input.get(CONF_AREA_ID),
+                # The zeroconf instance name: stable while the address changes.
+                self._satellite_id,
+            ),
+        )
+        return self.async_abort(
+            reason="satellite_added",
+            description_placeholders={"name": self._discovered_name},
+        )
 
     async def async_step_zeroconf_confirm(
         self, user_input: dict[str, Any] | None = None

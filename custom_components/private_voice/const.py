@@ -52,3 +52,13 @@ CONF_WAKE_URI: Final = "wake_uri"
 
 # How often the engines are asked what they offer (and so, whether they answer).
 ENGINE_REFRESH_INTERVAL: Final = timedelta(seconds=30)
+
+# Options: the address the public Wyoming service binds to.
+CONF_BIND_ADDRESS: Final = "bind_address"
+
+# Satellites: config subentries of this type, one per satellite.
+SUBENTRY_SATELLITE: Final = "satellite"
+# A satellite's Wyoming server (the hub connects to it) and the area it is in.
+CONF_AREA_ID: Final = "area_id"
+# Wyoming satellites listen on this port by convention.
+DEFAULT_SATELLITE_PORT: Final = 10700

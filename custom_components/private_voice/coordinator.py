@@ -11,6 +11,7 @@ from wyoming.info import AsrProgram, Info, TtsProgram, WakeProgram
 
 from .const import DOMAIN, ENGINE_REFRESH_INTERVAL, LOGGER
 from .protocol.client import Endpoint, PeerError, async_describe
+from .protocol.satellite import SatelliteLink
 from .protocol.service import WyomingService
 from .supervisor import EngineHostProcess
 
@@ -107,6 +108,8 @@ class PrivateVoiceData:
     service: WyomingService
     # The engine host child process (engine mode "local" only).
     process: EngineHostProcess | None = field(default=None)
+    # The connected satellites' links, by subentry id.
+    satellites: dict[str, SatelliteLink] = field(default_factory=dict)
 
 
 type PrivateVoiceConfigEntry = ConfigEntry[PrivateVoiceData]

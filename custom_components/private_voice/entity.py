@@ -1,9 +1,11 @@
-"""The base of the Assist provider entities: one "Private Voice engines" device."""
+"""Entity bases: the engines' one service device, and one device per satellite."""
 
 from abc import abstractmethod
 from typing import Final, override
 
+from homeassistant.config_entries import ConfigSubentry
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
+from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 from wyoming.info import AsrProgram, TtsProgram, WakeProgram
 
@@ -83,3 +85,24 @@ class PrivateVoiceEngineEntity(CoordinatorEntity[EngineCoordinator]):
     def available(self) -> bool:
         """Available while the engines answer and offer this entity's program."""
         return super().available and self._program is not None
+
+
+class PrivateVoiceSatelliteEntity(Entity):
+    """An entity of one satellite: its subentry's device.
+
+    Subclasses set ``entity_description``, whose key ends the unique id.
+    """
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+
+    def __init__(self, subentry: ConfigSubentry) -> None:
+        """Attach to the device of ``subentry``."""
+        self._subentry = subentry
+        self._attr_unique_id = f"{subentry.subentry_id}-{self.entity_description.key}"
+        self._attr_device_info = DeviceInfo(
+            identifiers={(DOMAIN, subentry.subentry_id)},
+            name=subentry.title,
+            manufacturer="Wyoming",
+            model="Satellite",
+        )

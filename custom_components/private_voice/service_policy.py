@@ -1,6 +1,6 @@
 """Who may use the public Wyoming service, decided for the protocol layer."""
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 import ipaddress
 from typing import override
 
@@ -12,7 +12,7 @@ from .protocol.service import ServicePolicy
 
 
 class AddressPolicy(ServicePolicy):
-    """Loopback and the addresses the user lists may use the service.
+    """Loopback, known satellites and the addresses the user lists may use the service.
 
     Wyoming has no authentication, so an address is all there is to go by
     (DESIGN §3). Anyone else is refused, and a repair issue names the address.
@@ -20,14 +20,24 @@ class AddressPolicy(ServicePolicy):
     heard and spoken to as in a Normal room.
     """
 
-    def __init__(self, hass: HomeAssistant, allowed: Iterable[str]) -> None:
-        """Admit loopback and ``allowed``."""
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        allowed: Iterable[str],
+        satellites: Callable[[], set[str]],
+    ) -> None:
+        """Admit loopback, ``allowed`` and what ``satellites`` returns now."""
         self._hass = hass
         self._allowed = frozenset(allowed)
+        self._satellites = satellites
 
     @override
     def client_allowed(self, address: str) -> bool:
-        return address in self._allowed or ipaddress.ip_address(address).is_loopback
+        return (
+            address in self._allowed
+            or ipaddress.ip_address(address).is_loopback
+            or address in self._satellites()
+        )
 
     @callback
     @override

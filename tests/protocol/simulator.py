@@ -64,6 +64,8 @@ class Fault(StrEnum):
 
     # Closes the connection halfway through the command.
     VANISH_MID_SENTENCE = "vanish-mid-sentence"
+    # Hangs after the handshake: answers neither ping nor describe, and its
+    # microphone never starts.
     NO_PONG = "no-pong"
     # A line that is not Wyoming, right after run-satellite.
     GARBAGE = "garbage"
@@ -144,6 +146,7 @@ class SimulatedSatellite:
         self._client: asyncio.StreamWriter | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stream: asyncio.Task[None] | None = None
+        self._described = False
 
     @property
     def endpoint(self) -> Endpoint:
@@ -195,6 +198,7 @@ class SimulatedSatellite:
             self._client.close()
         self._stop_streaming()
         self._client = writer
+        self._described = False
         self.recording.connections += 1
         while (event := await async_read_event(reader)) is not None:
             await self._handle(event, writer)
@@ -206,10 +210,15 @@ class SimulatedSatellite:
         if not AudioChunk.is_type(event.type):
             self.recording.events.append(event)
         if Describe.is_type(event.type):
-            await self._send(writer, self._info().event())
+            # A hung satellite answered the handshake, and nothing since.
+            if not (self.device.fault is Fault.NO_PONG and self._described):
+                await self._send(writer, self._info().event())
+            self._described = True
         elif Ping.is_type(event.type) and self.device.fault is not Fault.NO_PONG:
             await self._send(writer, Pong(text=Ping.from_event(event).text).event())
-        elif RunSatellite.is_type(event.type):
+        elif (
+            RunSatellite.is_type(event.type) and self.device.fault is not Fault.NO_PONG
+        ):
             self._stop_streaming()
             self.recording.streamed = 0
             self._stream = asyncio.create_task(self._speak(writer))
@@ -218,7 +227,12 @@ class SimulatedSatellite:
         elif PauseSatellite.is_type(event.type):
             if self.device.fault is not Fault.IGNORES_PAUSE:
                 self._stop_streaming()
-        elif AudioStart.is_type(event.type):
+        else:
+            await self._play(event, writer)
+
+    async def _play(self, event: Event, writer: asyncio.StreamWriter) -> None:
+        """Take a reply or an announcement."""
+        if AudioStart.is_type(event.type):
             self.recording.replies.append(Reply(AudioStart.from_event(event)))
         elif AudioChunk.is_type(event.type):
             self.recording.replies[-1].chunks.append(event.payload or b"")
@@ -301,6 +315,8 @@ class SimulatedSatellite:
             return
         # The firmware checks the hub is there, as ESP firmware does.
         await self._send(writer, Ping(text=PING_TEXT).event())
+        if not self.mic_audio:
+            return  # nobody speaks: its wake word never comes
         mic = self.device.mic_format
         if self.device.firmware is Firmware.ON_DEVICE_WAKE:
             await self._send(writer, Detection(name=WAKE_WORD, timestamp=0).event())

@@ -1,6 +1,5 @@
 """The satellite link against a simulated ESP32-S3 satellite speaking real speech."""
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -33,6 +32,7 @@ from custom_components.private_voice.protocol.satellite import (
 )
 
 from ..engine_host.conftest import Speak
+from ..waiting import until
 from .simulator import (
     PING_TEXT,
     WAKE_PHRASE,
@@ -56,20 +56,9 @@ FAST = LinkSettings(
     finish_timeout=0.5,
 )
 _LOGGER = logging.getLogger(__name__)
-WAIT_TIMEOUT = 10.0
 
 type Satellites = Callable[..., Awaitable[SimulatedSatellite]]
 type Links = Callable[[SimulatedSatellite, Handler], SatelliteLink]
-
-
-async def until(predicate: Callable[[], object]) -> None:
-    """Wait until ``predicate`` holds; the timeout only catches a hang.
-
-    Polled: the conditions span the link, the handler and the simulator.
-    """
-    async with asyncio.timeout(WAIT_TIMEOUT):
-        while not predicate():  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
 
 
 async def pieces(audio: bytes, size: int = 3001) -> AsyncIterator[bytes]:

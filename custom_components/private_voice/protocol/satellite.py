@@ -259,10 +259,14 @@ class _Connection:
         self.settings = settings
         self._reader = reader
         self._writer = writer
+        # The address connected to, which the public service admits.
+        peer = writer.get_extra_info("peername")
+        self.address: str | None = str(peer[0]) if peer else None
         self.info = Info()
         self.run: PipelineRun | None = None
         self.failure: str | None = None
-        self.pong = asyncio.Event()
+        # Set by every event the satellite sends: it is alive.
+        self.alive = asyncio.Event()
         self.played = asyncio.Event()
         self._playing = asyncio.Lock()
         # From the microphone's format (audio-start, or the first chunk) to
@@ -349,6 +353,7 @@ class _Connection:
             raise _DownError(self.failure or f"connection lost: {err}") from err
         if event is None:
             raise _DownError(self.failure or "closed the connection")
+        self.alive.set()
         return event
 
     async def close(self) -> None:
@@ -418,6 +423,16 @@ def _parse[T: Eventable](kind: type[T], event: Event) -> T:
         raise FrameError(ErrorCode.BAD_FRAME, msg) from err
 
 
+async def _alive_within(connection: _Connection, seconds: float) -> bool:
+    """Wait for any event from the satellite; False if none came in time."""
+    try:
+        async with asyncio.timeout(seconds):
+            await connection.alive.wait()
+    except TimeoutError:
+        return False
+    return True
+
+
 def _wake_phrase(info: Info, name: str) -> str:
     """Find the phrase of a wake word in the satellite's info, else its name."""
     for program in info.wake:
@@ -469,6 +484,11 @@ class SatelliteLink:
     def info(self) -> Info | None:
         """What the connected satellite says about itself."""
         return self._connection.info if self._connection else None
+
+    @property
+    def address(self) -> str | None:
+        """The satellite's IP address while connected."""
+        return self._connection.address if self._connection else None
 
     @property
     def paused(self) -> bool:
@@ -611,19 +631,25 @@ class SatelliteLink:
         return info
 
     async def _keep_alive(self, connection: _Connection) -> None:
-        """Ping the satellite; the first pong makes it available."""
+        """Ping the satellite; its first sign of life makes it available.
+
+        Any event counts as an answer: a streaming satellite is plainly
+        there. One silent for half the timeout is also asked ``describe``,
+        which satellites that never answer ``ping`` (wyoming-satellite 1.0) do
+        answer.
+        """
         answered = False
+        half = self._settings.pong_timeout / 2
         while True:
-            connection.pong.clear()
+            connection.alive.clear()
             connection.send(Ping().event())
-            try:
-                async with asyncio.timeout(self._settings.pong_timeout):
-                    await connection.pong.wait()
-            except TimeoutError:
-                connection.fail(
-                    f"no answer to ping within {self._settings.pong_timeout:g} s"
-                )
-                return
+            if not await _alive_within(connection, half):
+                connection.send(Describe().event())
+                if not await _alive_within(connection, half):
+                    connection.fail(
+                        f"no answer to ping within {self._settings.pong_timeout:g} s"
+                    )
+                    return
             if not answered:
                 answered = True
                 self._set_available(connection.info)
@@ -662,7 +688,7 @@ class SatelliteLink:
         if Ping.is_type(event.type):
             self._answer_ping(connection, event)
         elif Pong.is_type(event.type):
-            connection.pong.set()
+            pass  # every event is a sign of life (``read``)
         elif RunPipeline.is_type(event.type):
             self._run_pipeline(connection, _parse(RunPipeline, event))
         elif Detection.is_type(event.type):

@@ -1,0 +1,448 @@
+"""Wyoming satellites as Assist satellites: one device and one entity each.
+
+Each satellite subentry gets a ``SatelliteLink`` (``protocol/satellite.py``),
+which connects, keeps the satellite alive and hands its ``run-pipeline``
+requests here. This module turns them into Assist pipeline runs and the runs'
+events back into Wyoming messages; the spoken reply is streamed from the
+pipeline's TTS result to the satellite as it is synthesized.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, Final, override
+
+from homeassistant.components import ffmpeg, intent, tts
+from homeassistant.components.assist_pipeline import PipelineEvent, PipelineEventType
+from homeassistant.components.assist_pipeline.models import (
+    PipelineStage as AssistStage,
+)
+from homeassistant.components.assist_satellite import (
+    AssistSatelliteAnnouncement,
+    AssistSatelliteConfiguration,
+    AssistSatelliteEntity,
+    AssistSatelliteEntityDescription,
+    AssistSatelliteEntityFeature,
+    AssistSatelliteWakeWord,
+)
+from homeassistant.config_entries import ConfigSubentry
+from homeassistant.const import CONF_HOST, CONF_PORT
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from wyoming.asr import Transcribe, Transcript
+from wyoming.error import Error
+from wyoming.info import Info
+from wyoming.pipeline import PipelineStage
+from wyoming.timer import TimerCancelled, TimerFinished, TimerStarted, TimerUpdated
+from wyoming.tts import Synthesize, SynthesizeVoice
+from wyoming.vad import VoiceStarted, VoiceStopped
+from wyoming.wake import Detect, Detection
+
+from .const import CONF_AREA_ID, DOMAIN, LOGGER, SUBENTRY_SATELLITE
+from .coordinator import PrivateVoiceConfigEntry
+from .engine_host.formats import AudioFormatError, PcmFormat
+from .entity import PrivateVoiceSatelliteEntity
+from .protocol.client import Endpoint
+from .protocol.satellite import (
+    PipelineMessage,
+    PipelineRun,
+    SatelliteError,
+    SatelliteLink,
+    TimerMessage,
+)
+from .satellites import signal_satellite_added, signal_satellite_updated
+from .wav import WavError, async_wav_pcm
+
+PARALLEL_UPDATES = 0
+
+# Wyoming's pipeline stages as Assist's.
+_STAGES: Final = {
+    PipelineStage.WAKE: AssistStage.WAKE_WORD,
+    PipelineStage.ASR: AssistStage.STT,
+    PipelineStage.HANDLE: AssistStage.INTENT,
+    PipelineStage.TTS: AssistStage.TTS,
+}
+# Announcements that are not speech from a TTS engine are decoded by ffmpeg to
+# this rate; the link converts it to the satellite's speaker format.
+_ANNOUNCE_RATE: Final = 22050
+_ANNOUNCE_READ_BYTES: Final = 4096
+
+
+def _wake_detected(data: Mapping[str, Any]) -> Detection | None:
+    if wake := data.get("wake_word_output"):
+        return Detection(name=wake["wake_word_id"], timestamp=wake.get("timestamp"))
+    return None
+
+
+# What the satellite is told of each pipeline event, as Home Assistant's own
+# Wyoming satellites are told.
+_MESSAGES: Final[
+    dict[PipelineEventType, Callable[[Mapping[str, Any]], PipelineMessage | None]]
+] = {
+    PipelineEventType.WAKE_WORD_START: lambda _: Detect(),
+    PipelineEventType.WAKE_WORD_END: _wake_detected,
+    PipelineEventType.STT_START: lambda data: Transcribe(
+        language=data["metadata"]["language"]
+    ),
+    PipelineEventType.STT_VAD_START: lambda data: VoiceStarted(
+        timestamp=data.get("timestamp")
+    ),
+    PipelineEventType.STT_VAD_END: lambda data: VoiceStopped(
+        timestamp=data.get("timestamp")
+    ),
+    PipelineEventType.STT_END: lambda data: Transcript(text=data["stt_output"]["text"]),
+    PipelineEventType.TTS_START: lambda data: Synthesize(
+        text=data["tts_input"],
+        voice=SynthesizeVoice(name=data.get("voice"), language=data.get("language")),
+    ),
+    PipelineEventType.ERROR: lambda data: Error(
+        text=data.get("message", ""), code=data.get("code")
+    ),
+}
+
+
+@dataclass(slots=True)
+class _Turn:
+    """One run's pipeline: its satellite run, the TTS stream, the reply."""
+
+    run: PipelineRun
+    tts_token: str | None = None
+    reply: asyncio.Task[None] | None = None
+
+
+# The turn whose pipeline is calling back: each run's pipeline task inherits it,
+# so a superseded run's late events never reach the next run.
+_TURN: ContextVar[_Turn | None] = ContextVar("private_voice_turn", default=None)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: PrivateVoiceConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add a satellite entity per satellite subentry, now and when one is added."""
+
+    @callback
+    def _add(subentry: ConfigSubentry) -> None:
+        async_add_entities(
+            [PrivateVoiceSatellite(entry, subentry)],
+            config_subentry_id=subentry.subentry_id,
+        )
+
+    for subentry in entry.subentries.values():
+        if subentry.subentry_type == SUBENTRY_SATELLITE:
+            _add(subentry)
+    entry.async_on_unload(
+        async_dispatcher_connect(hass, signal_satellite_added(entry), _add)
+    )
+
+
+def _endpoint(subentry: ConfigSubentry) -> Endpoint:
+    return Endpoint(subentry.data[CONF_HOST], subentry.data[CONF_PORT])
+
+
+class PrivateVoiceSatellite(PrivateVoiceSatelliteEntity, AssistSatelliteEntity):
+    """A Wyoming satellite running Assist pipelines, kept connected by its link."""
+
+    entity_description = AssistSatelliteEntityDescription(key="assist_satellite")
+    _attr_name = None
+    _attr_supported_features = AssistSatelliteEntityFeature.ANNOUNCE
+    _attr_available = False
+
+    def __init__(
+        self, entry: PrivateVoiceConfigEntry, subentry: ConfigSubentry
+    ) -> None:
+        """Serve the satellite of ``subentry``."""
+        PrivateVoiceSatelliteEntity.__init__(self, subentry)
+        AssistSatelliteEntity.__init__(self)
+        self._entry = entry
+        self._link = SatelliteLink(_endpoint(subentry), self, logger=LOGGER)
+
+    @property
+    def link(self) -> SatelliteLink:
+        """The satellite's link (the privacy modes pause and cut it)."""
+        return self._link
+
+    # Settings from the satellite's select entities ---------------------------
+
+    def _select_entity_id(self, key: str) -> str | None:
+        return er.async_get(self.hass).async_get_entity_id(
+            "select", DOMAIN, f"{self._subentry.subentry_id}-{key}"
+        )
+
+    @property
+    @override
+    def pipeline_entity_id(self) -> str | None:
+        """The select entity choosing this satellite's pipeline."""
+        return self._select_entity_id("pipeline")
+
+    @property
+    @override
+    def vad_sensitivity_entity_id(self) -> str | None:
+        """The select entity choosing how long a pause ends the command."""
+        return self._select_entity_id("vad_sensitivity")
+
+    @property
+    @override
+    def tts_options(self) -> dict[str, Any] | None:
+        """Ask for WAV: its PCM streams to the satellite as it is synthesized.
+
+        No rate is asked for: the link converts to the satellite's speaker
+        format itself, which spares an ffmpeg pass on every reply.
+        """
+        return {tts.ATTR_PREFERRED_FORMAT: "wav"}
+
+    # Lifecycle ---------------------------------------------------------------
+
+    @override
+    async def async_added_to_hass(self) -> None:
+        """Put the device in its area, then start connecting."""
+        await super().async_added_to_hass()
+        self._apply_area(self._subentry.data.get(CONF_AREA_ID))
+        if self.registry_entry is not None and self.registry_entry.device_id:
+            self.async_on_remove(
+                intent.async_register_timer_handler(
+                    self.hass, self.registry_entry.device_id, self._timer_event
+                )
+            )
+        self.async_on_remove(
+            async_dispatcher_connect(
+                self.hass,
+                signal_satellite_updated(self._entry, self._subentry.subentry_id),
+                self._async_subentry_updated,
+            )
+        )
+        self._entry.runtime_data.satellites[self._subentry.subentry_id] = self._link
+        self._link.async_start()
+
+    @override
+    async def async_will_remove_from_hass(self) -> None:
+        """Pause the satellite and disconnect (on unload and removal)."""
+        self._entry.runtime_data.satellites.pop(self._subentry.subentry_id, None)
+        await self._link.async_stop()
+        await super().async_will_remove_from_hass()
+
+    async def _async_subentry_updated(self, subentry: ConfigSubentry) -> None:
+        """Follow a reconfigured satellite: a new address, a new area."""
+        old_endpoint = _endpoint(self._subentry)
+        self._subentry = subentry
+        if (area_id := subentry.data.get(CONF_AREA_ID)) is not None:
+            self._apply_area(area_id, replace=True)
+        if _endpoint(subentry) != old_endpoint:
+            await self._link.async_stop()
+            self._link = SatelliteLink(_endpoint(subentry), self, logger=LOGGER)
+            self._entry.runtime_data.satellites[subentry.subentry_id] = self._link
+            self._link.async_start()
+
+    def _apply_area(self, area_id: str | None, *, replace: bool = False) -> None:
+        """Put the device in ``area_id``; a user's later choice is kept."""
+        if area_id is None or self.registry_entry is None:
+            return
+        registry = dr.async_get(self.hass)
+        device_id = self.registry_entry.device_id
+        if device_id is None or (device := registry.async_get(device_id)) is None:
+            return
+        if device.area_id is None or (replace and device.area_id != area_id):
+            registry.async_update_device(device.id, area_id=area_id)
+
+    # SatelliteHandler ----------------------------------------------------------
+
+    @callback
+    def satellite_available(self, info: Info) -> None:
+        """Show the connected satellite as what it says it is."""
+        if (satellite := info.satellite) is not None and self.registry_entry:
+            device_id = self.registry_entry.device_id
+            if device_id is not None:
+                dr.async_get(self.hass).async_update_device(
+                    device_id,
+                    manufacturer=satellite.attribution.name or "Wyoming",
+                    model=satellite.description or "Satellite",
+                    sw_version=satellite.version,
+                )
+        self._attr_available = True
+        self.async_write_ha_state()
+
+    @callback
+    def satellite_unavailable(self, reason: str) -> None:
+        """Show the outage (the link logs it, once)."""
+        self._attr_available = False
+        self.async_write_ha_state()
+
+    async def run_pipeline(self, run: PipelineRun) -> None:
+        """Run Assist for one request; return once the reply has been played."""
+        start = _STAGES.get(run.request.start_stage)
+        end = _STAGES.get(run.request.end_stage)
+        if start is None or end is None:
+            run.send(
+                Error(
+                    text=f"cannot run a pipeline from {run.request.start_stage} "
+                    f"to {run.request.end_stage}",
+                    code="unsupported-stage",
+                )
+            )
+            return
+        turn = _Turn(run)
+        _TURN.set(turn)
+        await self.async_accept_pipeline_from_satellite(
+            audio_stream=run.audio,
+            start_stage=start,
+            end_stage=end,
+            wake_word_phrase=run.request.wake_word_phrase,
+        )
+        if turn.reply is not None:
+            await turn.reply
+
+    # Pipeline events -----------------------------------------------------------
+
+    @override
+    def on_pipeline_event(self, event: PipelineEvent) -> None:
+        """Tell the satellite how its run goes, and stream the reply."""
+        if (turn := _TURN.get()) is None:
+            return
+        data = event.data or {}
+        tts_output = data.get("tts_output") or {}
+        if event.type is PipelineEventType.RUN_START:
+            turn.tts_token = tts_output.get("token")
+        elif event.type is PipelineEventType.INTENT_PROGRESS:
+            # A streaming agent's reply may be spoken while it is written.
+            if data.get("tts_start_streaming"):
+                self._speak(turn, turn.tts_token)
+        elif event.type is PipelineEventType.TTS_END:
+            self._speak(turn, tts_output.get("token"))
+        if (make := _MESSAGES.get(event.type)) and (message := make(data)):
+            turn.run.send(message)
+
+    def _speak(self, turn: _Turn, token: str | None) -> None:
+        """Start streaming the reply, once, as soon as its stream exists."""
+        if turn.reply is not None or token is None:
+            return
+        if (stream := tts.async_get_stream(self.hass, token)) is None:
+            return
+        turn.reply = self._entry.async_create_background_task(
+            self.hass,
+            self._async_play_reply(turn.run, stream),
+            f"{self.entity_id} reply",
+        )
+
+    async def _async_play_reply(
+        self, run: PipelineRun, stream: tts.ResultStream
+    ) -> None:
+        try:
+            source, pcm = await async_wav_pcm(stream.async_stream_result())
+            await run.play(pcm, source)
+        except (WavError, AudioFormatError, HomeAssistantError) as err:
+            LOGGER.warning("Cannot speak the reply on %s: %s", self.entity_id, err)
+        except SatelliteError as err:
+            LOGGER.debug("Reply on %s not played: %s", self.entity_id, err)
+        finally:
+            self.tts_response_finished()
+
+    # Announcements, configuration, timers -------------------------------------
+
+    @override
+    async def async_announce(self, announcement: AssistSatelliteAnnouncement) -> None:
+        """Play an announcement; return when the satellite has played it."""
+        try:
+            if announcement.tts_token and (
+                stream := tts.async_get_stream(self.hass, announcement.tts_token)
+            ):
+                source, pcm = await async_wav_pcm(stream.async_stream_result())
+                await self._link.async_announce(pcm, source)
+            else:
+                source = PcmFormat(_ANNOUNCE_RATE, 2, 1)
+                await self._link.async_announce(
+                    self._async_decode(announcement.media_id), source
+                )
+        except (SatelliteError, WavError) as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="announce_failed",
+                translation_placeholders={"error": str(err)},
+            ) from err
+
+    async def _async_decode(self, media_id: str) -> AsyncIterator[bytes]:
+        """Decode any media Home Assistant can resolve to 16-bit mono PCM."""
+        process = await asyncio.create_subprocess_exec(
+            ffmpeg.get_ffmpeg_manager(self.hass).binary,
+            "-protocol_whitelist",
+            "http,https,file,tcp,tls",
+            "-i",
+            media_id,
+            "-f",
+            "s16le",
+            "-ac",
+            "1",
+            "-ar",
+            str(_ANNOUNCE_RATE),
+            "-nostats",
+            "pipe:",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        assert process.stdout is not None  # noqa: S101 - piped above
+        try:
+            while data := await process.stdout.read(_ANNOUNCE_READ_BYTES):
+                yield data
+        finally:
+            if process.returncode is None:
+                process.kill()
+            await process.wait()
+
+    @callback
+    @override
+    def async_get_configuration(self) -> AssistSatelliteConfiguration:
+        """List the wake words the satellite detects itself."""
+        info = self._link.info
+        wake_words = [
+            AssistSatelliteWakeWord(
+                id=model.name,
+                wake_word=model.phrase or model.name,
+                trained_languages=list(model.languages),
+            )
+            for program in (info.wake if info else [])
+            for model in program.models
+        ]
+        return AssistSatelliteConfiguration(
+            available_wake_words=wake_words,
+            active_wake_words=[],
+            max_active_wake_words=0,
+        )
+
+    @override
+    async def async_set_configuration(
+        self, config: AssistSatelliteConfiguration
+    ) -> None:
+        """Wyoming has no way to choose a satellite's wake words."""
+        raise HomeAssistantError(
+            translation_domain=DOMAIN, translation_key="wake_words_fixed"
+        )
+
+    @callback
+    def _timer_event(
+        self, event_type: intent.TimerEventType, timer: intent.TimerInfo
+    ) -> None:
+        """Pass timers started from this satellite on to it."""
+        message: TimerMessage
+        match event_type:
+            case intent.TimerEventType.STARTED:
+                message = TimerStarted(
+                    id=timer.id,
+                    total_seconds=timer.seconds,
+                    name=timer.name,
+                    start_hours=timer.start_hours,
+                    start_minutes=timer.start_minutes,
+                    start_seconds=timer.start_seconds,
+                )
+            case intent.TimerEventType.UPDATED:
+                message = TimerUpdated(
+                    id=timer.id, is_active=timer.is_active, total_seconds=timer.seconds
+                )
+            case intent.TimerEventType.CANCELLED:
+                message = TimerCancelled(id=timer.id)
+            case intent.TimerEventType.FINISHED:
+                message = TimerFinished(id=timer.id)
+        self._link.send_timer(message)
