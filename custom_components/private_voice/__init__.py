@@ -1,8 +1,10 @@
 """Private Voice: a voice assistant that never leaves the house."""
 
+from homeassistant.config_entries import SIGNAL_CONFIG_ENTRY_CHANGED
 from homeassistant.const import CONF_PORT, Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 
 from .const import (
     CONF_ALLOWED_ADDRESSES,
@@ -150,7 +152,11 @@ async def async_setup_entry(
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     # Satellites are added, reconfigured and removed without a reload.
     entry.async_on_unload(
-        entry.add_update_listener(SatelliteTracker(entry).async_entry_updated)
+        async_dispatcher_connect(
+            hass,
+            SIGNAL_CONFIG_ENTRY_CHANGED,
+            SatelliteTracker(hass, entry).async_entry_changed,
+        )
     )
     return True
 

@@ -1,16 +1,18 @@
 """The entry's satellite subentries: which exist, and telling platforms of changes.
 
-Satellites come and go without a reload: the entry's update listener compares
-its subentries with those it has seen and signals the platforms, which add
-entities for a new satellite or follow a reconfigured one. A removed
-subentry's device, and so its entities, are removed by Home Assistant.
+Satellites come and go without a reload. A tracker follows the entry's changes
+(Home Assistant's config entry signal: update listeners are for options, which
+reload), compares the subentries with those it has seen, and signals the
+platforms, which add entities for a new satellite or follow a reconfigured one.
+A removed subentry's device, and so its entities, Home Assistant removes.
 """
 
 from collections.abc import Iterator
+from typing import Any
 
-from homeassistant.config_entries import ConfigEntry, ConfigSubentry
+from homeassistant.config_entries import ConfigEntry, ConfigEntryChange, ConfigSubentry
 from homeassistant.const import CONF_HOST
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 
 from .const import DOMAIN, SUBENTRY_SATELLITE
@@ -38,23 +40,43 @@ def signal_satellite_updated(entry: ConfigEntry, subentry_id: str) -> str:
 class SatelliteTracker:
     """Remember the satellite subentries and signal what changed."""
 
-    def __init__(self, entry: ConfigEntry) -> None:
+    def __init__(self, hass: HomeAssistant, entry: ConfigEntry) -> None:
         """Start from the subentries ``entry`` has now."""
-        self._seen = {s.subentry_id: s for s in satellite_subentries(entry)}
+        self._hass = hass
+        self._entry = entry
+        self._seen = _snapshot(entry)
 
-    async def async_entry_updated(
-        self, hass: HomeAssistant, entry: ConfigEntry
+    @callback
+    def async_entry_changed(
+        self, change: ConfigEntryChange, entry: ConfigEntry
     ) -> None:
         """Signal added and changed satellites; forget removed ones."""
-        current = {s.subentry_id: s for s in satellite_subentries(entry)}
-        for subentry_id, subentry in current.items():
+        if change is not ConfigEntryChange.UPDATED or entry is not self._entry:
+            return
+        current = _snapshot(entry)
+        for subentry_id, state in current.items():
+            subentry = entry.subentries[subentry_id]
             if (seen := self._seen.get(subentry_id)) is None:
-                async_dispatcher_send(hass, signal_satellite_added(entry), subentry)
-            elif seen.data != subentry.data or seen.title != subentry.title:
                 async_dispatcher_send(
-                    hass, signal_satellite_updated(entry, subentry_id), subentry
+                    self._hass, signal_satellite_added(entry), subentry
+                )
+            elif seen != state:
+                async_dispatcher_send(
+                    self._hass, signal_satellite_updated(entry, subentry_id), subentry
                 )
         self._seen = current
+
+
+def _snapshot(entry: ConfigEntry) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Copy each satellite's title and data.
+
+    Copies, because Home Assistant updates a subentry in place: the subentry
+    seen before is the changed one.
+    """
+    return {
+        subentry.subentry_id: (subentry.title, dict(subentry.data))
+        for subentry in satellite_subentries(entry)
+    }
 
 
 def satellite_hosts(entry: ConfigEntry) -> set[str]:

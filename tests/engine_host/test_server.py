@@ -34,7 +34,12 @@ from custom_components.private_voice.engine_host.stt import (
 from custom_components.private_voice.engine_host.tts import PiperTts
 from custom_components.private_voice.engine_host.wake import MicroWakeWord
 
-from ..wyoming_client import assert_streaming_synthesis_speaks_early, read_until
+from ..wyoming_client import (
+    assert_a_change_of_format_is_refused,
+    assert_implicit_wake_stream_reports_every_detection,
+    assert_streaming_synthesis_speaks_early,
+    read_until,
+)
 from .conftest import Speak, silence
 
 COMMAND = "Turn on the kitchen lights."
@@ -263,6 +268,21 @@ async def test_no_wake_word_no_detection(
     assert NotDetected.is_type(events[-1].type)
 
 
+async def test_implicit_wake_stream_reports_every_detection(
+    server: EngineHostServer, speak: Speak
+) -> None:
+    """wyoming-satellite's wake stream: no audio-start, a detect per command."""
+    phrase = np.concatenate([silence(0.5), speak("Okay Nabu!"), silence(1.0)])
+    await assert_implicit_wake_stream_reports_every_detection(
+        server.port, phrase.tobytes()
+    )
+
+
+async def test_a_wake_stream_does_not_change_format(server: EngineHostServer) -> None:
+    """A chunk in another format mid-stream is refused, and the stream closed."""
+    await assert_a_change_of_format_is_refused(server.port)
+
+
 async def test_unknown_wake_word_is_an_error(server: EngineHostServer) -> None:
     """A wake word nobody offers is refused with a code."""
     events = await _detect(server.port, silence(0.1), ["hey_siri"])
@@ -345,6 +365,23 @@ async def _raw(port: int, data: bytes) -> list[dict[str, object]]:
         (
             frame("audio-chunk", rate=16000, width=2, channels=1),
             "no-audio-start",
+        ),
+        # A transcription needs an audio-start; only a wake stream opens without.
+        (
+            frame("transcribe") + frame("audio-chunk", rate=16000, width=2, channels=1),
+            "no-audio-start",
+        ),
+        (frame("detect") + frame("audio-stop"), "no-audio-start"),
+        (
+            frame("detect") + frame("audio-chunk", rate=96000, width=2, channels=1),
+            "bad-audio-format",
+        ),
+        (frame("detect") + frame("audio-chunk", rate=16000), "bad-frame"),
+        (
+            frame("detect")
+            + frame("audio-start", rate=16000, width=2, channels=1)
+            + frame("audio-chunk", rate=16000, width=2, channels=2),
+            "bad-audio-format",
         ),
         (b'{"type": "synthesize-chunk", "data": {"text": "hi"}}\n', "unexpected-event"),
     ],

@@ -3,7 +3,9 @@
 The hub's side (SatelliteLink) connects to wyoming-satellite 1.0.0 running as
 a subprocess (tests/satellite_peer.py). A small real pipeline serves its runs:
 the wake word, speech-to-text and the spoken reply come from the session's
-engine host, the end of the command from Silero voice activity. No Home
+engine host, the end of the command from Silero voice activity. A satellite
+that detects the wake word itself streams to a wake service: the engine host,
+or the public Wyoming service in front of it, as a home runs it. No Home
 Assistant.
 """
 
@@ -12,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
 import contextlib
 from dataclasses import dataclass, field
+import ipaddress
 import logging
 from pathlib import Path
 import re
@@ -26,6 +29,7 @@ from wyoming.tts import Synthesize
 from wyoming.vad import VoiceStarted, VoiceStopped
 from wyoming.wake import Detect, Detection, NotDetected
 
+from custom_components.private_voice.coordinator import EngineEndpoints
 from custom_components.private_voice.engine_host.formats import PcmFormat
 from custom_components.private_voice.engine_host.vad import FRAME_SAMPLES, SileroVad
 from custom_components.private_voice.protocol.client import (
@@ -40,6 +44,7 @@ from custom_components.private_voice.protocol.satellite import (
     SatelliteHandler,
     SatelliteLink,
 )
+from custom_components.private_voice.protocol.service import WyomingService
 
 from ..engine_host.conftest import Speak, executor, silence  # noqa: F401
 from ..satellite_peer import (
@@ -70,11 +75,8 @@ BYTES_PER_MS = MIC_FORMAT.bytes_per_second // 1000
 # The engines answer within seconds; this only catches a hang.
 ENGINE_TIMEOUT = 60.0
 WAIT_TIMEOUT = 60.0
+WAKE_SERVICE_LOST = "Wake service disconnected"
 _LOGGER = logging.getLogger(__name__)
-
-
-class WakeServiceRefusedError(AssertionError):
-    """The satellite's wake service closed its connection."""
 
 
 def words(text: str) -> list[str]:
@@ -93,9 +95,9 @@ async def until(predicate: Callable[[], object], peer: SatellitePeer) -> None:
             if peer.process.returncode is not None:
                 msg = f"wyoming-satellite exited ({peer.process.returncode})"
                 raise AssertionError(msg)
-            if "Wake service disconnected" in peer.log():
+            if WAKE_SERVICE_LOST in peer.log():
                 msg = "the wake service closed the satellite's connection"
-                raise WakeServiceRefusedError(msg)
+                raise AssertionError(msg)
             await asyncio.sleep(0.05)
 
 
@@ -292,6 +294,64 @@ async def linked(
         await link.async_stop()
 
 
+@dataclass
+class LoopbackPolicy:
+    """A home's policy for a satellite on this machine: loopback admitted."""
+
+    received: int = 0
+    refused: list[str] = field(default_factory=list)
+
+    def client_allowed(self, address: str) -> bool:
+        """Admit loopback clients only."""
+        return ipaddress.ip_address(address).is_loopback
+
+    def client_refused(self, address: str) -> None:
+        """Remember who was refused."""
+        self.refused.append(address)
+
+    def audio_allowed(self, address: str) -> bool:
+        """Hear the room: it is not muted."""
+        return True
+
+    def speech_allowed(self, address: str) -> bool:
+        """Speak to the room: it is not quiet."""
+        return True
+
+    def audio_received(self, address: str, byte_count: int) -> None:
+        """Count the room's audio that reached an engine."""
+        self.received += byte_count
+
+
+@dataclass(frozen=True, slots=True)
+class WakeService:
+    """Where the satellite's wake service listens; the policy, if it has one."""
+
+    uri: str
+    policy: LoopbackPolicy | None = None
+
+
+@pytest.fixture(params=["engine-host", "public-service"])
+async def wake_service(
+    request: pytest.FixtureRequest, socket_enabled: None, engine_host_endpoint: Endpoint
+) -> AsyncIterator[WakeService]:
+    """Serve wake words: the engine host, or the public service in front of it."""
+    if request.param == "engine-host":
+        yield WakeService(engine_host_endpoint.uri)
+        return
+    policy = LoopbackPolicy()
+    service = WyomingService(
+        EngineEndpoints.single(engine_host_endpoint),
+        policy,
+        host="127.0.0.1",
+        port=0,
+    )
+    await service.async_start()
+    try:
+        yield WakeService(f"tcp://127.0.0.1:{service.port}", policy)
+    finally:
+        await service.async_stop()
+
+
 @pytest.fixture
 def speech(speak: Speak) -> bytes:
     """Say the wake phrase, pause, say the command: piper's joe, 16 kHz mono."""
@@ -344,23 +404,20 @@ async def test_always_streaming_round_trip(
 
 
 @requires_satellite_peer
-@pytest.mark.xfail(
-    raises=WakeServiceRefusedError,
-    strict=True,
-    reason="the engine host refuses wyoming-satellite's wake stream: it sends "
-    "detect and then audio-chunk events with no audio-start (every version "
-    "does), and a new detect inside the stream after each command",
-)
 async def test_local_wake_round_trip(
-    socket_enabled: None,
     tmp_path: Path,
+    speak: Speak,
     speech: bytes,
     pipeline: EnginePipeline,
-    engine_host_endpoint: Endpoint,
+    wake_service: WakeService,
 ) -> None:
-    """The satellite hears the wake word (engine host); the hub the command."""
+    """The satellite hears the wake word (its wake service); the hub the command.
+
+    It streams to the wake service with no audio-start, and sends a new
+    detect on the same stream after run-satellite and after each command.
+    """
     async with (
-        running_satellite(tmp_path, speech, wake_uri=engine_host_endpoint.uri) as peer,
+        running_satellite(tmp_path, speech, wake_uri=wake_service.uri) as peer,
         linked(peer, pipeline),
     ):
         # It listens for the wake word once it has run-satellite.
@@ -371,6 +428,10 @@ async def test_local_wake_round_trip(
         await until(lambda: len(peer.played()) >= len(reply), peer)
         # The transcript ended its streaming: it listens for the wake word again.
         await until(lambda: peer.log().count("Waiting for wake word") >= 2, peer)
+        # On the same stream: the wake service takes the new detect and the
+        # audio after it (a refusal shows in the log at once).
+        await asyncio.sleep(1.0)
+        assert WAKE_SERVICE_LOST not in peer.log()
 
     (served,) = pipeline.runs
     # 1.0.0 does not tell the hub which wake word it heard: no detection
@@ -383,6 +444,10 @@ async def test_local_wake_round_trip(
     assert words(served.transcript) == words(COMMAND)
     assert served.reply_format == PcmFormat(SND_RATE, 2, 1)
     assert peer.played() == reply
+    if (policy := wake_service.policy) is not None:
+        # The service heard the room's microphone under its policy.
+        assert policy.refused == []
+        assert policy.received > len(speak(WAKE_PHRASE).tobytes())
 
 
 @requires_satellite_peer

@@ -29,7 +29,12 @@ from custom_components.private_voice.protocol.service import (
 )
 
 from ..engine_host.conftest import Speak
-from ..wyoming_client import assert_streaming_synthesis_speaks_early, read_until
+from ..wyoming_client import (
+    assert_a_change_of_format_is_refused,
+    assert_implicit_wake_stream_reports_every_detection,
+    assert_streaming_synthesis_speaks_early,
+    read_until,
+)
 
 COMMAND = "Turn on the kitchen lights."
 RATE = 16000
@@ -257,6 +262,46 @@ async def test_detect_stream_ends_with_audio_stop(
         assert (await read_until(client, "pong"))[-1].type == "pong"
 
 
+async def test_implicit_wake_stream_relays_every_detection(
+    service: WyomingService, policy: RoomPolicy, speak: Speak
+) -> None:
+    """wyoming-satellite's wake stream: no audio-start, a detect per command.
+
+    Every detection is relayed while the stream goes on, and every chunk was
+    allowed by the policy and counted for the room.
+    """
+    phrase = b"".join((silence(0.5), speak("Okay Nabu!").tobytes(), silence(1.0)))
+    await assert_implicit_wake_stream_reports_every_detection(service.port, phrase)
+    assert policy.received == 3 * len(phrase)
+
+
+async def test_muting_cuts_an_implicit_wake_stream(
+    service: WyomingService, policy: RoomPolicy
+) -> None:
+    """A wake stream with no audio-start is checked chunk by chunk all the same."""
+    before = 10 * CHUNK_BYTES
+    policy.wait_for = before
+    async with AsyncTcpClient("127.0.0.1", service.port) as client:
+        await client.write_event(Detect(names=["okay_nabu"]).event())
+        for chunk in chunks(silence(1.0)[:before]):
+            await client.write_event(chunk)
+        async with asyncio.timeout(30):
+            await policy.reached.wait()
+        policy.muted = True
+        for chunk in chunks(silence(1.0)):
+            await client.write_event(chunk)
+        assert await read_error_and_close(client) == "muted"
+    assert policy.received == before
+
+
+async def test_a_wake_stream_does_not_change_format(
+    service: WyomingService, policy: RoomPolicy
+) -> None:
+    """A chunk in another format mid-stream is refused before the engine has it."""
+    await assert_a_change_of_format_is_refused(service.port)
+    assert policy.received == 8 * CHUNK_BYTES
+
+
 # text-to-speech -----------------------------------------------------------------
 
 
@@ -333,6 +378,21 @@ BAD_INPUT = [
     (frame("audio-start", rate=96000, width=2, channels=1), "bad-audio-format"),
     (frame("audio-start", rate=16000, width=4, channels=1), "bad-audio-format"),
     (frame("audio-chunk", rate=16000, width=2, channels=1), "no-audio-start"),
+    # A transcription needs an audio-start; only a wake stream opens without.
+    (
+        frame("transcribe") + frame("audio-chunk", rate=16000, width=2, channels=1),
+        "no-audio-start",
+    ),
+    (frame("detect") + frame("audio-stop"), "no-audio-start"),
+    (
+        frame("detect") + frame("audio-chunk", rate=96000, width=2, channels=1),
+        "bad-audio-format",
+    ),
+    (
+        frame("audio-start", rate=16000, width=2, channels=1)
+        + frame("audio-chunk", rate=16000, width=2, channels=2),
+        "bad-audio-format",
+    ),
     (frame("synthesize-chunk", text="hi"), "unexpected-event"),
     (
         frame("synthesize-start")

@@ -3,17 +3,20 @@
 Speaks ``describe``/``info``, ``ping``/``pong``, ``transcribe`` + audio →
 ``transcript`` (with ``transcript-start/chunk/stop``), ``synthesize`` and
 ``synthesize-start/chunk/stop`` → audio, ``detect`` + audio → ``detection`` /
-``not-detected``. Every refusal is an ``error`` event with a code, after which
-that connection, and only that one, is closed.
+``not-detected``. A wake word stream may also open with its first chunk, with
+no ``audio-start``, and never end, as wyoming-satellite streams to its wake
+service. Every refusal is an ``error`` event with a code, after which that
+connection, and only that one, is closed.
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 import contextlib
 from dataclasses import dataclass, field
 import logging
 from typing import Final, cast
 
+import numpy as np
 from wyoming.asr import (
     Transcribe,
     Transcript,
@@ -46,7 +49,7 @@ from .engines import (
     WakeSession,
     WakeWord,
 )
-from .formats import AudioFormatError, PcmFormat
+from .formats import ENGINE_RATE, AudioFormatError, PcmFormat
 from .sentences import SentenceBuffer
 from .wire import FrameError, FrameLimits, read_frame
 
@@ -241,6 +244,8 @@ class Connection:
             self._detect = _parse(Detect, event)
         elif AudioStart.is_type(event.type):
             await self._audio(_parse(AudioStart, event))
+        elif AudioChunk.is_type(event.type) and self._detect is not None:
+            await self._implicit_wake_stream(self._detect, _parse(AudioChunk, event))
         elif AudioChunk.is_type(event.type) or AudioStop.is_type(event.type):
             msg = f"{event.type} before audio-start"
             raise ClientError(ErrorCode.NO_AUDIO_START, msg)
@@ -269,32 +274,55 @@ class Connection:
     # Audio in ----------------------------------------------------------------
 
     async def _audio(self, start: AudioStart) -> None:
-        converter = ToEngineFormat(PcmFormat(start.rate, start.width, start.channels))
+        source = PcmFormat.of(start)
+        source.validate()
         detect, self._detect = self._detect, None
         transcribe, self._transcribe = self._transcribe, None
         if detect is not None:
-            await self._listen(converter, detect)
+            await self._listen(source, detect)
         else:
-            await self._transcribe_stream(converter, transcribe)
+            await self._transcribe_stream(source, transcribe)
 
-    async def _audio_payloads(self) -> AsyncIterator[bytes]:
-        """Yield audio until audio-stop; pings and describes are still answered."""
+    async def _implicit_wake_stream(self, detect: Detect, first: AudioChunk) -> None:
+        """Listen to a wake word stream that opened with ``first``, no audio-start.
+
+        wyoming-satellite streams to its wake service so (``detect``, then
+        chunks, never audio-start or audio-stop), and openWakeWord takes it:
+        the stream is in its first chunk's format. A transcription still needs
+        an audio-start.
+        """
+        source = PcmFormat.of(first)
+        source.validate()
+        self._detect = self._transcribe = None
+        await self._listen(source, detect, first.audio)
+
+    async def _audio_payloads(
+        self, source: PcmFormat, restart: Callable[[Detect], None] | None = None
+    ) -> AsyncIterator[bytes]:
+        """Yield audio until audio-stop; pings and describes are still answered.
+
+        Every chunk must be in ``source``'s format: a stream does not change
+        format. ``restart`` takes each ``detect`` inside a wake word stream;
+        elsewhere a ``detect`` is unexpected.
+        """
         while True:
             event = await self._next()
             if event is None:
                 raise _PeerLeftError
             if AudioChunk.is_type(event.type):
-                yield event.payload or b""
+                yield _audio_in(source, _parse(AudioChunk, event))
             elif AudioStop.is_type(event.type):
                 return
             elif Ping.is_type(event.type) or Describe.is_type(event.type):
                 await self._dispatch(event)
+            elif restart is not None and Detect.is_type(event.type):
+                restart(_parse(Detect, event))
             else:
                 msg = f"{event.type} inside an audio stream"
                 raise ClientError(ErrorCode.UNEXPECTED_EVENT, msg)
 
     async def _transcribe_stream(
-        self, converter: ToEngineFormat, request: Transcribe | None
+        self, source: PcmFormat, request: Transcribe | None
     ) -> None:
         stt = self._engines.stt
         if stt is None:
@@ -307,24 +335,25 @@ class Connection:
                 model=request.name if request else None, language=language
             )
             try:
-                text = await self._transcribe_audio(converter, session, language)
+                text = await self._transcribe_audio(source, session, language)
             finally:
                 session.cancel()
         await self.send(Transcript(text=text, language=language).event())
 
     async def _transcribe_audio(
-        self, converter: ToEngineFormat, session: SttSession, language: str | None
+        self, source: PcmFormat, session: SttSession, language: str | None
     ) -> str:
         """Feed the utterance; stream provisional text; return the final text.
 
         ``transcript-chunk`` events extend the text sent so far; a later decode
         that disagrees with them is not retracted: ``transcript`` is authoritative.
         """
+        converter = ToEngineFormat(source)
         await self.send(TranscriptStart(language=language).event())
         sent = ""
         try:
             async with asyncio.timeout(self._limits.utterance_timeout):
-                async for payload in self._audio_payloads():
+                async for payload in self._audio_payloads(source):
                     partial = await session.feed(converter.convert(payload))
                     if partial and partial.startswith(sent) and partial != sent:
                         await self.send(
@@ -340,18 +369,30 @@ class Connection:
         await self.send(TranscriptStop().event())
         return text
 
-    async def _listen(self, converter: ToEngineFormat, detect: Detect) -> None:
-        session = self._wake_session(detect.names)
-        detected = False
-        async for payload in self._audio_payloads():
-            for detection in await session.process(converter.convert(payload)):
-                detected = True
-                await self.send(
-                    Detection(
-                        name=detection.name, timestamp=detection.timestamp_ms
-                    ).event()
-                )
-        if not detected:
+    async def _listen(
+        self, source: PcmFormat, detect: Detect, first: bytes = b""
+    ) -> None:
+        """Report each wake word as it is heard, until audio-stop (if any comes).
+
+        A ``detect`` inside the stream starts detection afresh, for its names
+        (wyoming-satellite sends one after each command). ``first``: audio
+        that came with the stream's opening.
+        """
+        converter = ToEngineFormat(source)
+        listening = _Listening(self._wake_session(detect.names))
+
+        def restart(again: Detect) -> None:
+            listening.restart(self._wake_session(again.names))
+
+        async def hear(payload: bytes) -> None:
+            for detection in await listening.hear(converter.convert(payload)):
+                await self.send(detection)
+
+        if first:
+            await hear(first)
+        async for payload in self._audio_payloads(source, restart):
+            await hear(payload)
+        if not listening.detected:
             await self.send(NotDetected().event())
 
     def _wake_session(self, names: list[str] | None) -> WakeSession:
@@ -435,6 +476,43 @@ class Connection:
                 ErrorCode.UNEXPECTED_EVENT, f"{event_type} without synthesize-start"
             )
         return self._stream
+
+
+def _audio_in(source: PcmFormat, chunk: AudioChunk) -> bytes:
+    """Return the chunk's audio; AudioFormatError unless it is in ``source``."""
+    if (chunk_format := PcmFormat.of(chunk)) != source:
+        msg = f"audio-chunk as {chunk_format} in a stream of {source}"
+        raise AudioFormatError(msg)
+    return chunk.audio
+
+
+class _Listening:
+    """A wake word stream's detection; each ``detect`` in it starts a new session.
+
+    Timestamps count from the start of the stream, across sessions.
+    """
+
+    def __init__(self, session: WakeSession) -> None:
+        self._session = session
+        self._heard = 0  # engine samples, since the stream started
+        self._since_ms = 0  # when the current session started
+        # Whether anything was detected: then no not-detected ends the stream.
+        self.detected = False
+
+    def restart(self, session: WakeSession) -> None:
+        """Listen afresh, with ``session``, from here on."""
+        self._session = session
+        self._since_ms = self._heard * 1000 // ENGINE_RATE
+
+    async def hear(self, samples: np.ndarray) -> list[Event]:
+        """Take the next engine samples; return the ``detection`` events due."""
+        self._heard += len(samples)
+        found = await self._session.process(samples)
+        self.detected |= bool(found)
+        return [
+            Detection(name=d.name, timestamp=self._since_ms + d.timestamp_ms).event()
+            for d in found
+        ]
 
 
 class _SynthesisStream:

@@ -8,6 +8,10 @@ request is still arriving. The room policy is enforced on that path itself
 is checked chunk by chunk, so a room switched to Muted cuts a stream already in
 flight; speech is refused to a Quiet room. Every refusal is an ``error`` event
 with a code, after which that connection, and only that one, is closed.
+
+A wake word stream may open with its first chunk, with no ``audio-start``, and
+never end, as wyoming-satellite streams to its wake service; each ``detect``
+inside it starts detection afresh, and every detection is relayed as it comes.
 """
 
 import asyncio
@@ -20,7 +24,7 @@ import logging
 from typing import Final, Protocol, Self, cast, override
 
 from wyoming.asr import Transcribe
-from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.audio import AudioChunk, AudioFormat, AudioStart, AudioStop
 from wyoming.error import Error
 from wyoming.event import Event, Eventable, async_write_event
 from wyoming.info import Describe, Info
@@ -29,15 +33,12 @@ from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, Synthesize
 from wyoming.wake import Detect
 
 from ..engine_host.engines import ErrorCode
+from ..engine_host.formats import AudioFormatError, PcmFormat
 from ..engine_host.wire import FrameError, FrameLimits, read_frame
 from .client import Endpoint, PeerError, WyomingConnection, async_describe
 
 _LOGGER = logging.getLogger(__name__)
 
-# What the engines take (DESIGN §6); they convert it to their own format.
-_RATES: Final = range(8000, 48001)
-_WIDTH: Final = 2
-_CHANNELS: Final = (1, 2)
 # How much a refused client's leftover data is read (and discarded) at a time.
 _DISCARD_BYTES: Final = 64 * 1024
 
@@ -368,20 +369,17 @@ def _parse[T: Eventable](kind: type[T], event: Event) -> T:
         raise _RefusalError(ErrorCode.BAD_FRAME, msg) from err
 
 
-def _check_format(start: AudioStart) -> None:
-    """Refuse audio the engines do not take: only 8-48 kHz, 16-bit, 1-2 channels."""
-    rate, width, channels = start.rate, start.width, start.channels
-    if not (
-        all(type(value) is int for value in (rate, width, channels))
-        and rate in _RATES
-        and width == _WIDTH
-        and channels in _CHANNELS
-    ):
-        msg = (
-            f"audio of {rate} Hz, {width} bytes, {channels} channels: "
-            "this service takes 8-48 kHz, 16-bit, mono or stereo"
-        )
-        raise _RefusalError(ErrorCode.BAD_AUDIO_FORMAT, msg)
+def _stream_format(audio: AudioFormat) -> PcmFormat:
+    """Return a stream's format; refused unless the engines take it (DESIGN §6).
+
+    They take 8-48 kHz, 16-bit, mono or stereo, and convert it themselves.
+    """
+    source = PcmFormat.of(audio)
+    try:
+        source.validate()
+    except AudioFormatError as err:
+        raise _RefusalError(ErrorCode.BAD_AUDIO_FORMAT, str(err)) from err
+    return source
 
 
 class _Connection:
@@ -472,7 +470,7 @@ class _Connection:
             return
         if Transcribe.is_type(event.type) or Detect.is_type(event.type):
             self._request = event
-        elif AudioStart.is_type(event.type):
+        elif AudioStart.is_type(event.type) or self._opens_wake_stream(event):
             await self._listen(event)
         elif Synthesize.is_type(event.type):
             await self._speak(event)
@@ -486,6 +484,19 @@ class _Connection:
             raise _RefusalError(ErrorCode.UNEXPECTED_EVENT, msg)
         else:
             _LOGGER.debug("Ignoring %s from %s", event.type, self._address)
+
+    def _opens_wake_stream(self, event: Event) -> bool:
+        """Whether ``event`` is a chunk right after ``detect``, with no audio-start.
+
+        wyoming-satellite streams to its wake service so, and openWakeWord
+        takes it. A transcription still needs an audio-start.
+        """
+        request = self._request
+        return (
+            AudioChunk.is_type(event.type)
+            and request is not None
+            and Detect.is_type(request.type)
+        )
 
     # The policy, on the audio path -------------------------------------------
 
@@ -501,9 +512,16 @@ class _Connection:
 
     # Requests ------------------------------------------------------------------
 
-    async def _listen(self, start: Event) -> None:
-        """Pass one audio stream to speech-to-text or wake word detection."""
-        _check_format(_parse(AudioStart, start))
+    async def _listen(self, opening: Event) -> None:
+        """Pass one audio stream to speech-to-text or wake word detection.
+
+        ``opening`` is the stream's ``audio-start`` or, in a wake word stream
+        without one, its first ``audio-chunk``: the engine is sent an
+        audio-start in that chunk's format all the same.
+        """
+        implicit = AudioChunk.is_type(opening.type)
+        audio = _parse(AudioChunk, opening) if implicit else _parse(AudioStart, opening)
+        source = _stream_format(audio)
         request, self._request = self._request, None
         wake = request is not None and Detect.is_type(request.type)
         endpoint = _offered(
@@ -517,13 +535,24 @@ class _Connection:
         ):
             if request is not None:
                 await engine.send(request)
-            await engine.send(start)
-            while AudioChunk.is_type((event := await self._audio_event()).type):
-                # Asked for every chunk: once the room is muted, no more of its
-                # audio reaches an engine.
-                self._check_audio()
-                await engine.send(event)
-                self._policy.audio_received(self._address, len(event.payload or b""))
+            start = AudioStart(
+                source.rate, source.width, source.channels, timestamp=audio.timestamp
+            )
+            await engine.send(start.event())
+            event = opening if implicit else await self._audio_event(source, wake=wake)
+            while not AudioStop.is_type(event.type):
+                if AudioChunk.is_type(event.type):
+                    # Asked for every chunk: once the room is muted, no more of
+                    # its audio reaches an engine.
+                    self._check_audio()
+                    await engine.send(event)
+                    self._policy.audio_received(
+                        self._address, len(event.payload or b"")
+                    )
+                else:
+                    # A detect: the engine listens afresh, for its names.
+                    await engine.send(event)
+                event = await self._audio_event(source, wake=wake)
             self._check_audio()
             await engine.send(event)
             relay.request_complete()
@@ -532,9 +561,20 @@ class _Connection:
                     asyncio.get_running_loop().time() + self._limits.request_timeout
                 )
 
-    async def _audio_event(self) -> Event:
+    async def _audio_event(self, source: PcmFormat, *, wake: bool) -> Event:
+        """Return the stream's next chunk, in ``source``'s format, or its end.
+
+        In a wake word stream, also a ``detect``.
+        """
         event = await self._next_in_stream()
-        if not (AudioChunk.is_type(event.type) or AudioStop.is_type(event.type)):
+        if AudioChunk.is_type(event.type):
+            # A stream does not change format.
+            if (chunk := PcmFormat.of(_parse(AudioChunk, event))) != source:
+                msg = f"audio-chunk as {chunk} in a stream of {source}"
+                raise _RefusalError(ErrorCode.BAD_AUDIO_FORMAT, msg)
+        elif not (
+            AudioStop.is_type(event.type) or (wake and Detect.is_type(event.type))
+        ):
             msg = f"{event.type} inside an audio stream"
             raise _RefusalError(ErrorCode.UNEXPECTED_EVENT, msg)
         return event
