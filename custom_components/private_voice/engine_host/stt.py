@@ -102,8 +102,24 @@ class FasterWhisperStt(SpeechToText):
 
     @override
     async def preload(self) -> None:
-        if self._specs:
-            await self._load(next(iter(self._specs)))
+        """Load the first model and decode a second of silence with it.
+
+        CTranslate2 sets up its buffers on the first decode: done now, the
+        first command is as quick as any other.
+        """
+        if not self._specs:
+            return
+        name = next(iter(self._specs))
+        whisper = await self._load(name)
+        languages = self._infos[name].languages
+        await asyncio.get_running_loop().run_in_executor(
+            self._executor,
+            _transcribe,
+            whisper,
+            np.zeros(ENGINE_RATE, dtype=np.int16),
+            languages[0] if languages else None,
+            1,
+        )
 
     @override
     def start(

@@ -69,8 +69,14 @@ class PiperTts(TextToSpeech):
 
     @override
     async def preload(self) -> None:
+        """Load the default voice and speak a word with it, unheard.
+
+        onnxruntime plans its graph on the first run: done now, the first
+        reply is as quick as any other.
+        """
         if self._default_voice is not None:
-            await self._load(self._voices[self._default_voice])
+            async for _ in self.synthesize("Ready."):
+                pass
 
     @override
     async def synthesize(
