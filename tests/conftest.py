@@ -4,7 +4,7 @@
 # testing_config/custom_components, which would shadow ours otherwise.
 import custom_components.private_voice  # noqa: F401, I001
 
-from collections.abc import Generator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 import os
 from pathlib import Path
 import socket
@@ -29,6 +29,8 @@ from custom_components.private_voice.const import (
 )
 from custom_components.private_voice.engine_host.cli import READY
 from custom_components.private_voice.protocol.client import Endpoint
+
+from .protocol.simulator import Device, SimulatedSatellite
 
 KITCHEN_LIGHT = "light.kitchen_light"
 
@@ -95,6 +97,30 @@ async def kitchen_light(
     )
     assert hass.states.get(KITCHEN_LIGHT).state == STATE_OFF
     return KITCHEN_LIGHT
+
+
+type StartSatellite = Callable[..., Awaitable[SimulatedSatellite]]
+
+
+@pytest.fixture
+async def start_satellite(socket_enabled: None) -> AsyncIterator[StartSatellite]:
+    """Start simulated satellites: ``(mic_audio=b"", device=Device())``.
+
+    With no audio nobody speaks to it; all are stopped after the test.
+    """
+    started: list[SimulatedSatellite] = []
+
+    async def _start(
+        mic_audio: bytes = b"", device: Device | None = None
+    ) -> SimulatedSatellite:
+        satellite = SimulatedSatellite(mic_audio, device)
+        await satellite.start()
+        started.append(satellite)
+        return satellite
+
+    yield _start
+    for satellite in started:
+        await satellite.stop()
 
 
 @pytest.fixture

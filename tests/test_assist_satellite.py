@@ -4,8 +4,6 @@ The satellite is the project's simulator of ESP32-S3 firmware (a real Wyoming
 server on 127.0.0.1); speech is piper's, the engines the session's engine host.
 """
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
 
 from homeassistant.components.assist_satellite.entity import AssistSatelliteState
 from homeassistant.config_entries import SOURCE_USER
@@ -33,7 +31,7 @@ from custom_components.private_voice.const import (
 from custom_components.private_voice.engine_host.formats import PcmFormat
 from custom_components.private_voice.protocol.client import Endpoint
 
-from .conftest import KITCHEN_LIGHT
+from .conftest import KITCHEN_LIGHT, StartSatellite
 from .engines import (
     COMMAND,
     WAKE_PHRASE,
@@ -68,24 +66,6 @@ async def entry(
     await async_set_up(hass, entry)
     await async_create_pipeline(hass, await hass_ws_client(hass), entry, preferred=True)
     return entry
-
-
-@pytest.fixture
-async def start_satellite() -> AsyncIterator[
-    Callable[[bytes, Device], asyncio.Future[SimulatedSatellite]]
-]:
-    """Start simulated satellites; stop them after the test."""
-    started: list[SimulatedSatellite] = []
-
-    async def _start(audio: bytes, device: Device) -> SimulatedSatellite:
-        satellite = SimulatedSatellite(audio, device)
-        await satellite.start()
-        started.append(satellite)
-        return satellite
-
-    yield _start  # type: ignore[misc]
-    for satellite in started:
-        await satellite.stop()
 
 
 async def add_satellite(
@@ -138,7 +118,7 @@ async def test_added_satellite_is_a_device_in_its_room(
     entry: MockConfigEntry,
     area_registry: ar.AreaRegistry,
     device_registry: dr.DeviceRegistry,
-    start_satellite: Callable[..., asyncio.Future[SimulatedSatellite]],
+    start_satellite: StartSatellite,
 ) -> None:
     """One device in the chosen area, with a satellite entity and its selects."""
     kitchen = area_registry.async_create("Kitchen")
@@ -182,7 +162,7 @@ async def test_added_satellite_is_a_device_in_its_room(
 async def test_satellite_command_turns_on_the_kitchen_light(
     hass: HomeAssistant,
     entry: MockConfigEntry,
-    start_satellite: Callable[..., asyncio.Future[SimulatedSatellite]],
+    start_satellite: StartSatellite,
     firmware: Firmware,
     spoken: list[str],
 ) -> None:
@@ -209,7 +189,7 @@ async def test_satellite_command_turns_on_the_kitchen_light(
 async def test_unload_pauses_the_satellite(
     hass: HomeAssistant,
     entry: MockConfigEntry,
-    start_satellite: Callable[..., asyncio.Future[SimulatedSatellite]],
+    start_satellite: StartSatellite,
 ) -> None:
     """Unloading tells the satellite to stop streaming, then disconnects."""
     satellite = await start_satellite(b"", Device())
@@ -227,7 +207,7 @@ async def test_unload_pauses_the_satellite(
 async def test_satellite_that_vanishes_comes_back(
     hass: HomeAssistant,
     entry: MockConfigEntry,
-    start_satellite: Callable[..., asyncio.Future[SimulatedSatellite]],
+    start_satellite: StartSatellite,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Mid-sentence it disappears: unavailable, logged once, then reconnected."""
@@ -251,7 +231,7 @@ async def test_satellite_that_vanishes_comes_back(
 async def test_announcement_plays_on_the_satellite(
     hass: HomeAssistant,
     entry: MockConfigEntry,
-    start_satellite: Callable[..., asyncio.Future[SimulatedSatellite]],
+    start_satellite: StartSatellite,
 ) -> None:
     """assist_satellite.announce speaks through our TTS on the satellite."""
     satellite = await start_satellite(b"", Device(snd_format=SPEAKER))
@@ -276,7 +256,7 @@ async def test_timer_started_at_the_satellite_is_sent_to_it(
     hass: HomeAssistant,
     entry: MockConfigEntry,
     device_registry: dr.DeviceRegistry,
-    start_satellite: Callable[..., asyncio.Future[SimulatedSatellite]],
+    start_satellite: StartSatellite,
 ) -> None:
     """A timer set from the satellite's device reaches the satellite."""
     satellite = await start_satellite(b"", Device())
@@ -305,7 +285,7 @@ async def test_removed_satellite_leaves_nothing(
     hass: HomeAssistant,
     entry: MockConfigEntry,
     device_registry: dr.DeviceRegistry,
-    start_satellite: Callable[..., asyncio.Future[SimulatedSatellite]],
+    start_satellite: StartSatellite,
 ) -> None:
     """Removing the subentry removes device and entities and disconnects."""
     satellite = await start_satellite(b"", Device())

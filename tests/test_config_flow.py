@@ -41,7 +41,6 @@ from wyoming.info import (
     Attribution,
     Describe,
     Info,
-    Satellite,
     WakeModel,
     WakeProgram,
 )
@@ -106,15 +105,6 @@ WAKE_ONLY = Info(
             ],
         )
     ]
-)
-SATELLITE = Info(
-    satellite=Satellite(
-        name="kitchen",
-        attribution=ATTRIBUTION,
-        installed=True,
-        description="Kitchen satellite",
-        version="1.0",
-    )
 )
 
 
@@ -828,15 +818,15 @@ async def test_zeroconf_unreachable(
     assert result["reason"] == "cannot_connect"
 
 
-async def test_zeroconf_satellite_is_not_an_engine_host(
+async def test_zeroconf_wake_service_is_not_an_engine_host(
     hass: HomeAssistant, wyoming_peer: StartPeer
 ) -> None:
-    """Satellites announce themselves the same way; they are set up later."""
-    satellite = await wyoming_peer(SATELLITE)
+    """A Wyoming service that is neither an engine host nor a satellite is dropped."""
+    service = await wyoming_peer(WAKE_ONLY)
     result = await hass.config_entries.flow.async_init(
         DOMAIN,
         context={"source": SOURCE_ZEROCONF},
-        data=_zeroconf(satellite.host, satellite.port, "kitchen"),
+        data=_zeroconf(service.host, service.port, "openwakeword"),
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "not_an_engine_host"

@@ -160,6 +160,7 @@ class PrivateVoiceSatellite(PrivateVoiceSatelliteEntity, AssistSatelliteEntity):
         PrivateVoiceSatelliteEntity.__init__(self, subentry)
         AssistSatelliteEntity.__init__(self)
         self._entry = entry
+        self._area_id: str | None = subentry.data.get(CONF_AREA_ID)
         self._link = SatelliteLink(_endpoint(subentry), self, logger=LOGGER)
 
     @property
@@ -227,14 +228,18 @@ class PrivateVoiceSatellite(PrivateVoiceSatelliteEntity, AssistSatelliteEntity):
         await super().async_will_remove_from_hass()
 
     async def _async_subentry_updated(self, subentry: ConfigSubentry) -> None:
-        """Follow a reconfigured satellite: a new address, a new area."""
-        old_endpoint = _endpoint(self._subentry)
+        """Follow a reconfigured satellite: a new address, a new area.
+
+        ``subentry`` is the object this entity was made with, changed in place
+        by Home Assistant: what it was is known from the link and ``_area_id``.
+        """
         self._subentry = subentry
-        if (area_id := subentry.data.get(CONF_AREA_ID)) is not None:
+        if (area_id := subentry.data.get(CONF_AREA_ID)) != self._area_id:
+            self._area_id = area_id
             self._apply_area(area_id, replace=True)
-        if _endpoint(subentry) != old_endpoint:
+        if (endpoint := _endpoint(subentry)) != self._link.endpoint:
             await self._link.async_stop()
-            self._link = SatelliteLink(_endpoint(subentry), self, logger=LOGGER)
+            self._link = SatelliteLink(endpoint, self, logger=LOGGER)
             self._entry.runtime_data.satellites[subentry.subentry_id] = self._link
             self._link.async_start()
 

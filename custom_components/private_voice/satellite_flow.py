@@ -165,9 +165,17 @@ class SatelliteSubentryFlow(ConfigSubentryFlow):
         title: str,
         area_id: str | None,
     ) -> SubentryFlowResult:
+        # Added by hand, a satellite is known by its address: it moves with it.
+        old = Endpoint(current.data[CONF_HOST], current.data[CONF_PORT])
+        unique_id = (
+            satellite_unique_id(endpoint)
+            if current.unique_id == satellite_unique_id(old)
+            else current.unique_id
+        )
         return self.async_update_and_abort(
             self._get_entry(),
             current,
+            unique_id=unique_id,
             title=title,
             data=_satellite_data(endpoint, area_id),
         )
