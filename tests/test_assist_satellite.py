@@ -4,7 +4,6 @@ The satellite is the project's simulator of ESP32-S3 firmware (a real Wyoming
 server on 127.0.0.1); speech is piper's, the engines the session's engine host.
 """
 
-
 from homeassistant.components.assist_satellite.entity import AssistSatelliteState
 from homeassistant.config_entries import SOURCE_USER
 from homeassistant.const import CONF_HOST, CONF_PORT, STATE_ON, STATE_UNAVAILABLE
