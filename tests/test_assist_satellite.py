@@ -304,3 +304,21 @@ async def test_removed_satellite_leaves_nothing(
     assert hass.states.get(entity) is None
     assert entry.runtime_data.satellites == {}
     assert satellite.recording.types()[-1] == PauseSatellite().event().type
+
+
+@pytest.mark.usefixtures("kitchen_light")
+async def test_reply_streams_as_the_voice_speaks_without_conversion(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,
+    start_satellite: StartSatellite,
+) -> None:
+    """Our TTS in the pipeline: its WAV is not run through ffmpeg first.
+
+    A satellite that names no speaker format gets piper's own 22.05 kHz mono.
+    """
+    satellite = await start_satellite(command_audio(COMMAND), Device())
+    await add_satellite(hass, entry, satellite)
+
+    await until(lambda: satellite.recording.played >= 1, within=60)
+
+    assert PcmFormat.of(satellite.recording.replies[0].start) == PcmFormat(22050, 2, 1)
