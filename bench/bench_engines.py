@@ -55,6 +55,7 @@ from .report import (
     machine,
     ms,
     percentile,
+    print_summary,
     ratio,
     server_memory,
     server_versions,
@@ -788,18 +789,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     path = write_results(
         "engines", report, markdown, readme=not (args.quick or args.no_readme)
     )
-    print()
-    print(markdown)
-    print()
-    for name, goal in report["goals"].items():
-        if goal["value"] is None:
-            verdict = "not measured"
-        else:
-            verdict = f"{goal['value']} (target {goal['target']}): " + (
-                "met" if goal["met"] else "NOT met"
-            )
-        print(f"goal {name}: {verdict}")
-    print(f"results: {path.relative_to(TOP)} ({report['duration_s']:g} s)")
+    print_summary(report, markdown, path)
     return 0
 
 

@@ -195,3 +195,19 @@ def server_memory(servers: dict[str, Server]) -> dict[str, Any]:
         }
         memory["peer_note"] = "wyoming-faster-whisper + wyoming-piper"
     return memory
+
+
+def print_summary(report: dict[str, Any], markdown: str, path: Path) -> None:
+    """Print the table, each goal's verdict and where the results are."""
+    print()
+    print(markdown)
+    print()
+    for name, goal in report["goals"].items():
+        if goal["value"] is None:
+            verdict = "not measured"
+        else:
+            verdict = f"{goal['value']} (target {goal['target']}): " + (
+                "met" if goal["met"] else "NOT met"
+            )
+        print(f"goal {name}: {verdict}")
+    print(f"results: {path.relative_to(TOP)} ({report['duration_s']:g} s)")

@@ -42,7 +42,7 @@ from wyoming.tts import Synthesize, SynthesizeVoice
 from wyoming.vad import VoiceStarted, VoiceStopped
 from wyoming.wake import Detect, Detection
 
-from .const import CONF_AREA_ID, DOMAIN, LOGGER, SUBENTRY_SATELLITE
+from .const import CONF_AREA_ID, DOMAIN, LOGGER
 from .coordinator import PrivateVoiceConfigEntry
 from .engine_host.formats import AudioFormatError, PcmFormat
 from .entity import PrivateVoiceSatelliteEntity
@@ -54,7 +54,7 @@ from .protocol.satellite import (
     SatelliteLink,
     TimerMessage,
 )
-from .satellites import signal_satellite_added, signal_satellite_updated
+from .satellites import async_add_satellite_entities, signal_satellite_updated
 from .wav import WavError, async_wav_pcm
 
 PARALLEL_UPDATES = 0
@@ -125,19 +125,11 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add a satellite entity per satellite subentry, now and when one is added."""
-
-    @callback
-    def _add(subentry: ConfigSubentry) -> None:
-        async_add_entities(
-            [PrivateVoiceSatellite(entry, subentry)],
-            config_subentry_id=subentry.subentry_id,
-        )
-
-    for subentry in entry.subentries.values():
-        if subentry.subentry_type == SUBENTRY_SATELLITE:
-            _add(subentry)
-    entry.async_on_unload(
-        async_dispatcher_connect(hass, signal_satellite_added(entry), _add)
+    async_add_satellite_entities(
+        hass,
+        entry,
+        async_add_entities,
+        lambda subentry: [PrivateVoiceSatellite(entry, subentry)],
     )
 
 

@@ -7,13 +7,18 @@ platforms, which add entities for a new satellite or follow a reconfigured one.
 A removed subentry's device, and so its entities, Home Assistant removes.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntry, ConfigEntryChange, ConfigSubentry
 from homeassistant.const import CONF_HOST
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.helpers.dispatcher import async_dispatcher_send
+from homeassistant.helpers.dispatcher import (
+    async_dispatcher_connect,
+    async_dispatcher_send,
+)
+from homeassistant.helpers.entity import Entity
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import DOMAIN, SUBENTRY_SATELLITE
 
@@ -82,3 +87,23 @@ def _snapshot(entry: ConfigEntry) -> dict[str, tuple[str, dict[str, Any]]]:
 def satellite_hosts(entry: ConfigEntry) -> set[str]:
     """Return the hosts the satellites were configured with."""
     return {subentry.data[CONF_HOST] for subentry in satellite_subentries(entry)}
+
+
+@callback
+def async_add_satellite_entities(
+    hass: HomeAssistant,
+    entry: ConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+    entities: Callable[[ConfigSubentry], list[Entity]],
+) -> None:
+    """Add a platform's ``entities`` for every satellite, now and when one is added."""
+
+    @callback
+    def _add(subentry: ConfigSubentry) -> None:
+        async_add_entities(entities(subentry), config_subentry_id=subentry.subentry_id)
+
+    for subentry in satellite_subentries(entry):
+        _add(subentry)
+    entry.async_on_unload(
+        async_dispatcher_connect(hass, signal_satellite_added(entry), _add)
+    )

@@ -5,14 +5,13 @@ from homeassistant.components.assist_pipeline import (
     VadSensitivitySelect,
 )
 from homeassistant.config_entries import ConfigSubentry
-from homeassistant.core import HomeAssistant, callback
-from homeassistant.helpers.dispatcher import async_dispatcher_connect
+from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import DOMAIN
 from .coordinator import PrivateVoiceConfigEntry
 from .entity import PrivateVoiceSatelliteEntity
-from .satellites import satellite_subentries, signal_satellite_added
+from .satellites import async_add_satellite_entities
 
 PARALLEL_UPDATES = 0
 
@@ -23,21 +22,14 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add each satellite's selects, now and when a satellite is added."""
-
-    @callback
-    def _add(subentry: ConfigSubentry) -> None:
-        async_add_entities(
-            [
-                SatellitePipelineSelect(hass, subentry),
-                SatelliteVadSensitivitySelect(hass, subentry),
-            ],
-            config_subentry_id=subentry.subentry_id,
-        )
-
-    for subentry in satellite_subentries(entry):
-        _add(subentry)
-    entry.async_on_unload(
-        async_dispatcher_connect(hass, signal_satellite_added(entry), _add)
+    async_add_satellite_entities(
+        hass,
+        entry,
+        async_add_entities,
+        lambda subentry: [
+            SatellitePipelineSelect(hass, subentry),
+            SatelliteVadSensitivitySelect(hass, subentry),
+        ],
     )
 
 
