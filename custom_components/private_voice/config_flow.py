@@ -159,7 +159,7 @@ async def _async_model_choice(
     """
     family, exact = _language_parts(language)
     catalogue = {entry.name: entry for entry in await store.catalogue(kind)}
-    installed = {model.name for model in await store.installed(kind)}
+    installed = set(await store.installed_names(kind))
     rows: list[tuple[tuple[bool, float, str], SelectOptionDict]] = []
     for name in catalogue.keys() | installed:
         if (entry := catalogue.get(name)) is not None:

@@ -665,6 +665,10 @@ async def test_packaged_models_are_found_and_base_joined_once(
     store = new_store(endpoint=dead_endpoint, packaged=PACKAGED_MODELS)
     base = store.folder(ModelKind.WHISPER) / "base"
 
+    # Listing names joins nothing (the config flow lists every model).
+    assert await store.installed_names(ModelKind.WHISPER) == ["base", "tiny.en"]
+    assert _left_in(store, ModelKind.WHISPER) == []
+
     # Two first uses at once: one join.
     assert await asyncio.gather(
         store.path(ModelKind.WHISPER, "base"), store.path(ModelKind.WHISPER, "base")

@@ -148,7 +148,7 @@ class ModelStore:
         first use, so every path returned can be loaded (EngineError
         "disk-full" or "storage-failed" if that fails).
         """
-        names = await self._run(self._installed_names, kind)
+        names = await self.installed_names(kind)
         entries = {entry.name: entry for entry in await self.catalogue(kind)}
         return [
             InstalledModel(
@@ -159,6 +159,13 @@ class ModelStore:
             )
             for name in names
         ]
+
+    async def installed_names(self, kind: ModelKind) -> list[str]:
+        """Names of the models of ``kind`` that are installed, joining nothing.
+
+        For listing: a split packaged model is only joined once it is used.
+        """
+        return await self._run(self._installed_names, kind)
 
     async def path(self, kind: ModelKind, name: str) -> Path:
         """Where model ``name`` is; EngineError("missing-model") if not installed.
