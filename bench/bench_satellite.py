@@ -254,8 +254,11 @@ class Rig:
         return list(self.servers.values())
 
 
-async def set_up_peer(rig: Rig, count: int) -> Stack:
-    """Home Assistant's own stack: ``wyoming`` entries for peers and satellites."""
+async def set_up_peer(rig: Rig, count: int, *, command: str = COMMAND) -> Stack:
+    """Home Assistant's own stack: ``wyoming`` entries for peers and satellites.
+
+    ``count`` satellites of each firmware; the on-device wake ones say ``command``.
+    """
     home, servers, satellites = rig.home, rig.servers, rig.satellites
     stt = await home.add_wyoming(servers["stt-peer"].port)
     tts = await home.add_wyoming(servers["tts-peer"].port)
@@ -270,7 +273,7 @@ async def set_up_peer(rig: Rig, count: int) -> Stack:
         voice=VOICE,
         wake=_only(home.entities_of(wake, "wake_word")),
     )
-    commanders = await satellites.add("on-device-wake", COMMAND, count)
+    commanders = await satellites.add("on-device-wake", command, count)
     streamers = await satellites.add("always-streaming", WAKE_COMMAND, count)
     for port in commanders + streamers:
         entry = await home.add_wyoming(port)
@@ -302,10 +305,13 @@ def ours_missing() -> bool:
     return SUBENTRY_SATELLITE not in types
 
 
-async def set_up_ours(rig: Rig, count: int) -> Stack:
-    """Private Voice on the engine host, satellites as its subentries."""
+async def set_up_ours(rig: Rig, count: int, *, command: str = COMMAND) -> Stack:
+    """Private Voice on the engine host, satellites as its subentries.
+
+    ``count`` satellites of each firmware; the on-device wake ones say ``command``.
+    """
     home, servers, satellites = rig.home, rig.servers, rig.satellites
-    commanders = await satellites.add("on-device-wake", COMMAND, count)
+    commanders = await satellites.add("on-device-wake", command, count)
     streamers = await satellites.add("always-streaming", WAKE_COMMAND, count)
     subentries = [
         ConfigSubentryData(

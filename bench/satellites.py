@@ -9,7 +9,8 @@ a Wyoming server, one client at a time, 16 kHz mono 1024-sample chunks with
 - it speaks when told to (``say``), not once per ``run-satellite``, so that
   one connection carries many runs and none starts before the bench is ready;
 - what happens is timed where it happens: ``audio-stop`` leaving, the reply's
-  first ``audio-chunk`` arriving, the ``transcript`` and any ``error``.
+  first ``audio-chunk`` arriving, the ``transcript`` and any ``error``, and
+  ``pause-satellite`` (which ends the run: a paused satellite stops talking).
 
 Real satellites are separate devices: running these in a process of their own
 keeps their work (and their share of the GIL) off Home Assistant's event loop,
@@ -42,7 +43,7 @@ from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error
 from wyoming.event import Event
 from wyoming.info import Info
-from wyoming.satellite import RunSatellite
+from wyoming.satellite import PauseSatellite, RunSatellite
 
 from tests.protocol.simulator import Device, Firmware, SimulatedSatellite
 
@@ -72,6 +73,10 @@ class Run:
     # The reply's audio-start: rate, width, channels.
     reply_format: tuple[int, int, int] | None = None
     error: str | None = None
+    # The hub's pause-satellite arrived (the microphone stops with it), and
+    # the last microphone chunk of the run left.
+    paused_at: float | None = None
+    mic_last_at: float | None = None
 
     @property
     def latency(self) -> float | None:
@@ -208,21 +213,29 @@ class BenchSatellite(SimulatedSatellite):
             return
         run = self.run
         if run is not None:
-            if AudioChunk.is_type(event.type):
-                if run.first_audio_at is None:
-                    run.first_audio_at = now
-                run.reply_bytes += len(event.payload or b"")
-            elif AudioStart.is_type(event.type):
-                start = AudioStart.from_event(event)
-                run.reply_format = (start.rate, start.width, start.channels)
-            elif Transcript.is_type(event.type):
-                run.transcript = Transcript.from_event(event).text
-            elif Error.is_type(event.type):
-                run.error = Error.from_event(event).text
-                self._finished.set()
+            self._note(run, event, now)
         await super()._handle(event, writer)
         if run is not None and AudioStop.is_type(event.type):
             run.reply_end_at = now
+            self._finished.set()
+
+    def _note(self, run: Run, event: Event, now: float) -> None:
+        """Time what the hub sends during a run; an error or a pause ends it."""
+        if AudioChunk.is_type(event.type):
+            if run.first_audio_at is None:
+                run.first_audio_at = now
+            run.reply_bytes += len(event.payload or b"")
+        elif AudioStart.is_type(event.type):
+            start = AudioStart.from_event(event)
+            run.reply_format = (start.rate, start.width, start.channels)
+        elif Transcript.is_type(event.type):
+            run.transcript = Transcript.from_event(event).text
+        elif Error.is_type(event.type):
+            run.error = Error.from_event(event).text
+            self._finished.set()
+        elif PauseSatellite.is_type(event.type):
+            # No reply comes to a paused satellite (a muted room).
+            run.paused_at = now
             self._finished.set()
 
     @override
@@ -237,6 +250,8 @@ class BenchSatellite(SimulatedSatellite):
             due = begin + (offset + len(chunk)) / per_second
             await asyncio.sleep(max(0.0, due - loop.time()))
             await self._chunk(writer, chunk)
+            if self.run is not None:
+                self.run.mic_last_at = time.perf_counter()
 
     @override
     async def _send(self, writer: asyncio.StreamWriter, event: Event) -> None:
@@ -248,11 +263,15 @@ class BenchSatellite(SimulatedSatellite):
             run.audio_stop_wall = time.time()
 
     def stats(self) -> dict[str, Any]:
-        """Count connections, drops, microphone bytes and replies."""
+        """Count connections, drops, run/pause requests, microphone bytes, replies."""
         return {
             "port": self.port,
             "connections": self.recording.connections,
             "dropped": self.dropped,
+            "run_satellite": len(self.recording.of_type(RunSatellite().event().type)),
+            "pause_satellite": len(
+                self.recording.of_type(PauseSatellite().event().type)
+            ),
             "streaming": self.streaming,
             "streamed_bytes": self.recording.streamed,
             "replies": len(self.recording.replies),

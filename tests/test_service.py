@@ -20,6 +20,7 @@ from custom_components.private_voice.const import (
     SUBENTRY_SATELLITE,
 )
 from custom_components.private_voice.protocol.client import Endpoint, async_describe
+from custom_components.private_voice.rooms import RoomManager
 from custom_components.private_voice.service_policy import AddressPolicy
 
 from .engines import COMMAND, async_chunks, silence, speech
@@ -117,15 +118,16 @@ async def test_policy_admits_loopback_listed_addresses_and_satellites(
     hass: HomeAssistant, issue_registry: ir.IssueRegistry
 ) -> None:
     """Loopback, listed and satellites' addresses are admitted; others get an issue."""
-    satellites = {"192.0.2.30"}
-    policy = AddressPolicy(hass, ["192.0.2.10"], lambda: satellites)
+    satellites = {"192.0.2.30": "assist_satellite.hall"}
+    rooms = RoomManager(hass, MockConfigEntry(domain=DOMAIN))
+    policy = AddressPolicy(hass, ["192.0.2.10"], lambda: satellites, rooms)
     assert policy.client_allowed("127.0.0.1")
     assert policy.client_allowed("::1")
     assert policy.client_allowed("192.0.2.10")
     assert policy.client_allowed("192.0.2.30")
     assert not policy.client_allowed("192.0.2.99")
     # The satellites are asked each time: one added later is admitted at once.
-    satellites.add("192.0.2.99")
+    satellites["192.0.2.99"] = "assist_satellite.porch"
     assert policy.client_allowed("192.0.2.99")
 
     policy.client_refused("192.0.2.98")

@@ -4,7 +4,9 @@ from homeassistant.config_entries import SIGNAL_CONFIG_ENTRY_CHANGED
 from homeassistant.const import CONF_PORT, Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
+from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
+from homeassistant.helpers.typing import ConfigType
 
 from .const import (
     CONF_ALLOWED_ADDRESSES,
@@ -34,17 +36,30 @@ from .local_engines import (
 )
 from .protocol.client import Endpoint
 from .protocol.service import WyomingService
-from .satellites import SatelliteTracker, satellite_hosts
+from .rooms import RoomManager
+from .satellites import SatelliteTracker, satellite_entities_by_address
 from .service_policy import AddressPolicy
+from .services import async_setup_services
 from .supervisor import EngineHostError, EngineHostProcess
 
 PLATFORMS = [
     Platform.ASSIST_SATELLITE,
+    Platform.BINARY_SENSOR,
     Platform.SELECT,
+    Platform.SENSOR,
     Platform.STT,
+    Platform.SWITCH,
     Platform.TTS,
     Platform.WAKE_WORD,
 ]
+
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Register the actions, which work on whichever entries are loaded."""
+    async_setup_services(hass)
+    return True
 
 
 def _remote_endpoints(entry: PrivateVoiceConfigEntry) -> EngineEndpoints:
@@ -118,14 +133,17 @@ async def async_setup_entry(
 
     await coordinator.async_config_entry_first_refresh()
 
-    def _satellite_addresses() -> set[str]:
-        connected = {link.address for link in entry.runtime_data.satellites.values()}
-        return satellite_hosts(entry) | {a for a in connected if a is not None}
+    rooms = RoomManager(hass, entry)
+    await rooms.async_start()
+    entry.async_on_unload(rooms.async_stop)
 
     service = WyomingService(
         coordinator.endpoints,
         AddressPolicy(
-            hass, entry.options.get(CONF_ALLOWED_ADDRESSES, []), _satellite_addresses
+            hass,
+            entry.options.get(CONF_ALLOWED_ADDRESSES, []),
+            lambda: satellite_entities_by_address(hass, entry),
+            rooms,
         ),
         host=entry.options.get(CONF_BIND_ADDRESS, DEFAULT_BIND_ADDRESS),
         port=entry.data[CONF_PORT],
@@ -148,6 +166,7 @@ async def async_setup_entry(
         coordinator=coordinator,
         service=service,
         process=process,
+        rooms=rooms,
     )
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     # Satellites are added, reconfigured and removed without a reload.
@@ -164,5 +183,11 @@ async def async_setup_entry(
 async def async_unload_entry(
     hass: HomeAssistant, entry: PrivateVoiceConfigEntry
 ) -> bool:
-    """Unload a config entry; the engine host process stops with it."""
+    """Unload a config entry; the engine host process stops with it.
+
+    The satellites are paused and disconnected first: an always-streaming one
+    would otherwise start a run while its settings' entities are being removed.
+    """
+    for link in list(entry.runtime_data.satellites.values()):
+        await link.async_stop()
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)

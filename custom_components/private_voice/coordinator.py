@@ -13,6 +13,7 @@ from .const import DOMAIN, ENGINE_REFRESH_INTERVAL, LOGGER
 from .protocol.client import Endpoint, PeerError, async_describe
 from .protocol.satellite import SatelliteLink
 from .protocol.service import WyomingService
+from .rooms import RoomManager
 from .supervisor import EngineHostProcess
 
 
@@ -106,6 +107,8 @@ class PrivateVoiceData:
     coordinator: EngineCoordinator
     # The public, policy-enforcing Wyoming service.
     service: WyomingService
+    # The rooms, their privacy modes, and where those are enforced.
+    rooms: RoomManager
     # The engine host child process (engine mode "local" only).
     process: EngineHostProcess | None = field(default=None)
     # The connected satellites' links, by subentry id.

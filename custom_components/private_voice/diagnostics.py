@@ -1,12 +1,19 @@
-"""Diagnostics for Private Voice: settings, engines and satellites, never audio or text.
+"""Diagnostics for Private Voice: settings, engines, satellites and rooms.
+
+Never audio, transcripts or voice prints (DESIGN §3): a room is described by
+its settings and its counters only. The whole report is redacted once more on
+its way out, so that a transcript, voice print or address that ever reached
+any of its parts would not reach the report.
 
 Addresses are redacted: hosts and URIs are usually LAN addresses, which say
-more about a home than a bug report needs. Ports stay, as they are often the
-problem.
+more about a home than a bug report needs, and MAC addresses identify the
+hardware. Ports stay, as they are often the problem.
 """
 
+from collections.abc import Mapping
 from dataclasses import asdict
-from typing import Any, Final
+import re
+from typing import Any, Final, cast
 
 from homeassistant.components.diagnostics import REDACTED, async_redact_data
 from homeassistant.config_entries import ConfigSubentry
@@ -29,9 +36,11 @@ from .const import (
 )
 from .coordinator import PrivateVoiceConfigEntry
 from .protocol.client import Endpoint
+from .rooms import Room
 from .satellites import satellite_subentries
 
 TO_REDACT: Final = {
+    # Where things are.
     CONF_HOST,
     CONF_URI,
     CONF_STT_URI,
@@ -40,7 +49,27 @@ TO_REDACT: Final = {
     CONF_ALLOWED_ADDRESSES,
     CONF_MAC,
     "mac_address",
+    "bluetooth_mac_address",
+    # What was said: an Assist pipeline's words in and out.
+    "text",
+    "transcript",
+    "stt_output",
+    "intent_input",
+    "tts_input",
+    # Who said it.
+    "voice_print",
+    "voice_prints",
+    "embedding",
+    "embeddings",
 }
+# A MAC address in any text (a satellite's name may carry one, and
+# wyoming-satellite announces itself by its MAC): colon or dash separated, or
+# the 12 bare hex digits of a zeroconf name.
+_MAC: Final = re.compile(
+    r"(?<![0-9a-f])(?:[0-9a-f]{2}[:-]){5}[0-9a-f]{2}(?![0-9a-f])"
+    r"|(?<![0-9a-z])[0-9a-f]{12}(?![0-9a-z])",
+    re.IGNORECASE,
+)
 
 
 def _redacted_uri(endpoint: Endpoint | None) -> str | None:
@@ -74,7 +103,7 @@ def _satellite(
     )
     return {
         "title": subentry.title,
-        "data": async_redact_data(subentry.data, TO_REDACT),
+        "data": dict(subentry.data),
         # The device's area: the user may have moved it since adding it.
         "area": area.name if area else None,
         "state": state.state if state else None,
@@ -101,6 +130,50 @@ def _satellite(
     }
 
 
+def _room(room: Room) -> dict[str, Any]:
+    """Describe one room: its settings and what its audio did, only numbers."""
+    policy = room.policy
+    ledger = room.state.ledger
+    return {
+        "area_id": room.area_id,
+        "name": room.name,
+        "satellites": sorted(room.satellites),
+        "mode": policy.mode.value,
+        "cloud_allowed": policy.cloud_allowed,
+        "announce_when_muted": policy.announce_when_muted,
+        "listening": ledger.listening,
+        # The day the counters are of: they start afresh at the next count.
+        "counters": {
+            "day": ledger.day.isoformat(),
+            "requests": ledger.requests,
+            "audio_seconds": ledger.audio_seconds,
+            "offhub_bytes": ledger.offhub_bytes,
+        },
+        "last_mode_change": (
+            ledger.mode_changed.isoformat() if ledger.mode_changed else None
+        ),
+        "temporary_revert": (
+            {"mode": room.revert[0].value, "at": room.revert[1].isoformat()}
+            if room.revert
+            else None
+        ),
+        "debug_recording_until": (
+            room.debug_until.isoformat() if room.debug_until else None
+        ),
+    }
+
+
+def _without_macs(data: object) -> object:
+    """Redact MAC addresses wherever they appear in text, however deep."""
+    if isinstance(data, str):
+        return _MAC.sub(REDACTED, data)
+    if isinstance(data, Mapping):
+        return {key: _without_macs(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [_without_macs(value) for value in data]
+    return data
+
+
 async def async_get_config_entry_diagnostics(
     hass: HomeAssistant, entry: PrivateVoiceConfigEntry
 ) -> dict[str, Any]:
@@ -109,10 +182,10 @@ async def async_get_config_entry_diagnostics(
     coordinator = data.coordinator
     engines = coordinator.data
     process = data.process
-    return {
+    report: dict[str, Any] = {
         "entry": {
-            "data": async_redact_data(entry.data, TO_REDACT),
-            "options": async_redact_data(entry.options, TO_REDACT),
+            "data": dict(entry.data),
+            "options": dict(entry.options),
         },
         "engines": {
             "endpoints": {
@@ -141,4 +214,6 @@ async def async_get_config_entry_diagnostics(
             subentry.subentry_id: _satellite(hass, entry, subentry)
             for subentry in satellite_subentries(entry)
         },
+        "rooms": {area_id: _room(room) for area_id, room in data.rooms.rooms.items()},
     }
+    return cast("dict[str, Any]", _without_macs(async_redact_data(report, TO_REDACT)))

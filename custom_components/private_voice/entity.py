@@ -1,17 +1,22 @@
-"""Entity bases: the engines' one service device, and one device per satellite."""
+"""Entity bases: the engines' one service device, one device per satellite, per room."""
 
 from abc import abstractmethod
+from collections.abc import Callable, Iterable
 from typing import Final, override
 
 from homeassistant.config_entries import ConfigSubentry
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
-from homeassistant.helpers.entity import Entity
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
+from homeassistant.helpers.entity import Entity, EntityDescription
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 from wyoming.info import AsrProgram, TtsProgram, WakeProgram
 
 from .const import CONF_ENGINE_MODE, DOMAIN, EngineMode
-from .coordinator import EngineCoordinator, EngineInfo
+from .coordinator import EngineCoordinator, EngineInfo, PrivateVoiceConfigEntry
 from .protocol.client import Endpoint
+from .rooms import Room, room_device_identifier, signal_room_added, signal_room_updated
 
 # The longest an engine may stay silent while it owes an answer (a transcript
 # after audio-stop, the next audio of a synthesis). The engine host closes a
@@ -106,3 +111,65 @@ class PrivateVoiceSatelliteEntity(Entity):
             manufacturer="Wyoming",
             model="Satellite",
         )
+
+
+class PrivateVoiceRoomEntity(Entity):
+    """An entity of one room: the room's device, written whenever the room changes.
+
+    Subclasses read the room's policy and counters, and type
+    ``entity_description``, whose key ends the unique id.
+    """
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+
+    def __init__(
+        self,
+        entry: PrivateVoiceConfigEntry,
+        room: Room,
+        description: EntityDescription,
+    ) -> None:
+        """Attach to the device of ``room``, which the room manager made."""
+        self.entity_description = description
+        self._entry = entry
+        self._rooms = entry.runtime_data.rooms
+        self._room = room
+        self._attr_unique_id = f"{entry.entry_id}-room-{room.area_id}-{description.key}"
+        self._attr_device_info = DeviceInfo(
+            identifiers={room_device_identifier(room.area_id)}
+        )
+
+    @override
+    async def async_added_to_hass(self) -> None:
+        """Follow the room: its policy, whether it listens, its counters."""
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            async_dispatcher_connect(
+                self.hass,
+                signal_room_updated(self._entry, self._room.area_id),
+                self.async_write_ha_state,
+            )
+        )
+
+
+@callback
+def async_add_room_entities(
+    hass: HomeAssistant,
+    entry: PrivateVoiceConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+    entities: Callable[[Room], Iterable[Entity]],
+) -> None:
+    """Add a platform's ``entities`` for every room, now and when one is added.
+
+    A room that goes away takes its device, and so its entities, with it.
+    """
+
+    @callback
+    def _add(room: Room) -> None:
+        async_add_entities(entities(room))
+
+    for room in entry.runtime_data.rooms.rooms.values():
+        _add(room)
+    entry.async_on_unload(
+        async_dispatcher_connect(hass, signal_room_added(entry), _add)
+    )

@@ -10,9 +10,11 @@ A removed subentry's device, and so its entities, Home Assistant removes.
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from homeassistant.components.assist_satellite import DOMAIN as ASSIST_SATELLITE
 from homeassistant.config_entries import ConfigEntry, ConfigEntryChange, ConfigSubentry
 from homeassistant.const import CONF_HOST
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.dispatcher import (
     async_dispatcher_connect,
     async_dispatcher_send,
@@ -84,9 +86,26 @@ def _snapshot(entry: ConfigEntry) -> dict[str, tuple[str, dict[str, Any]]]:
     }
 
 
-def satellite_hosts(entry: ConfigEntry) -> set[str]:
-    """Return the hosts the satellites were configured with."""
-    return {subentry.data[CONF_HOST] for subentry in satellite_subentries(entry)}
+def satellite_entity_id(hass: HomeAssistant, subentry_id: str) -> str | None:
+    """Return the assist_satellite entity of a satellite subentry."""
+    return er.async_get(hass).async_get_entity_id(
+        ASSIST_SATELLITE, DOMAIN, f"{subentry_id}-assist_satellite"
+    )
+
+
+def satellite_entities_by_address(
+    hass: HomeAssistant, entry: ConfigEntry
+) -> dict[str, str]:
+    """Map each satellite's configured host and connected address to its entity."""
+    found: dict[str, str] = {}
+    links = entry.runtime_data.satellites
+    for subentry in satellite_subentries(entry):
+        if (entity_id := satellite_entity_id(hass, subentry.subentry_id)) is None:
+            continue
+        found[subentry.data[CONF_HOST]] = entity_id
+        if (link := links.get(subentry.subentry_id)) and link.address:
+            found[link.address] = entity_id
+    return found
 
 
 @callback

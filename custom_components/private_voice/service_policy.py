@@ -2,13 +2,39 @@
 
 from collections.abc import Callable, Iterable
 import ipaddress
-from typing import override
+from typing import Final, override
 
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 
 from .const import DOMAIN
-from .protocol.service import ServicePolicy
+from .privacy.policy import Refusal, Reply, mic_allowed, reply_kind
+from .privacy.room import RoomGate
+from .protocol.service import AudioGate, ServiceErrorCode, ServicePolicy
+from .rooms import Room, RoomManager
+
+
+class _Gate(AudioGate):
+    """A room's gate as the service asks it; no room: the audio always passes."""
+
+    def __init__(self, gate: RoomGate | None) -> None:
+        self._gate = gate
+
+    @override
+    def refusal(self) -> ServiceErrorCode | None:
+        if self._gate is None or (refusal := self._gate.refusal()) is None:
+            return None
+        return _CODES[refusal]
+
+    @override
+    def passed(self, byte_count: int) -> None:
+        if self._gate is not None:
+            self._gate.passed(byte_count)
+
+    @override
+    def close(self) -> None:
+        if self._gate is not None:
+            self._gate.close()
 
 
 class AddressPolicy(ServicePolicy):
@@ -16,20 +42,29 @@ class AddressPolicy(ServicePolicy):
 
     Wyoming has no authentication, so an address is all there is to go by
     (DESIGN §3). Anyone else is refused, and a repair issue names the address.
-    Until rooms and their privacy modes exist, every admitted client's audio is
-    heard and spoken to as in a Normal room.
+    A client's room is the room of the satellite at its address; a client that
+    is no satellite (Home Assistant itself on loopback, a listed computer) has
+    no room, and no room's mode applies to it.
     """
 
     def __init__(
         self,
         hass: HomeAssistant,
         allowed: Iterable[str],
-        satellites: Callable[[], set[str]],
+        satellites: Callable[[], dict[str, str]],
+        rooms: RoomManager,
     ) -> None:
-        """Admit loopback, ``allowed`` and what ``satellites`` returns now."""
+        """Admit loopback, ``allowed`` and the addresses ``satellites`` maps.
+
+        ``satellites``: our satellites' assist_satellite entity ids by address.
+        """
         self._hass = hass
         self._allowed = frozenset(allowed)
         self._satellites = satellites
+        self._rooms = rooms
+
+    def _room(self, address: str) -> Room | None:
+        return self._rooms.room_of_address(address, self._satellites())
 
     @override
     def client_allowed(self, address: str) -> bool:
@@ -53,13 +88,19 @@ class AddressPolicy(ServicePolicy):
         )
 
     @override
-    def audio_allowed(self, address: str) -> bool:
-        return True
+    def audio_gate(self, address: str, *, transcribe: bool) -> AudioGate:
+        room = self._room(address)
+        if room is not None and transcribe and mic_allowed(room.policy):
+            self._rooms.count_request(room)
+        return _Gate(self._rooms.gate(room))
 
     @override
     def speech_allowed(self, address: str) -> bool:
-        return True
+        room = self._room(address)
+        return room is None or reply_kind(room.policy) is Reply.SPEECH
 
-    @override
-    def audio_received(self, address: str, byte_count: int) -> None:
-        """Nothing counts audio yet: the rooms' privacy counters will."""
+
+_CODES: Final = {
+    Refusal.MUTED: ServiceErrorCode.MUTED,
+    Refusal.MODE_CHANGED: ServiceErrorCode.MODE_CHANGED,
+}

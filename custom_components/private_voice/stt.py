@@ -24,6 +24,7 @@ from .entity import (
     language_tag,
 )
 from .protocol.client import Endpoint, PeerError, WyomingConnection
+from .rooms import RoomRefusedError
 
 # Requests go straight to the engines; Home Assistant need not queue them.
 PARALLEL_UPDATES = 0
@@ -129,6 +130,10 @@ class PrivateVoiceSpeechToText(PrivateVoiceEngineEntity, stt.SpeechToTextEntity)
         self, metadata: stt.SpeechMetadata, stream: AsyncIterable[bytes]
     ) -> stt.SpeechResult:
         """Transcribe ``stream``, sending each chunk as soon as it arrives."""
+        # A satellite's room decides, chunk by chunk, what of its audio passes.
+        stream = self.coordinator.config_entry.runtime_data.rooms.pipeline_stream(
+            stream, bytes
+        )
         try:
             async with WyomingConnection(self._endpoint) as connection:
                 await connection.write(
@@ -146,6 +151,9 @@ class PrivateVoiceSpeechToText(PrivateVoiceEngineEntity, stt.SpeechToTextEntity)
                 self._endpoint.uri,
                 str(err) or "no transcript in time",
             )
+            return stt.SpeechResult(None, stt.SpeechResultState.ERROR)
+        except RoomRefusedError as err:
+            LOGGER.debug("Speech-to-text stopped: %s", err)
             return stt.SpeechResult(None, stt.SpeechResultState.ERROR)
         return stt.SpeechResult(text, stt.SpeechResultState.SUCCESS)
 

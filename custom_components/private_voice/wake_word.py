@@ -13,7 +13,7 @@ from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.info import WakeProgram
 from wyoming.wake import Detect, Detection, NotDetected
 
-from .const import CONF_WAKE_WORDS, DOMAIN
+from .const import CONF_WAKE_WORDS, DOMAIN, LOGGER
 from .coordinator import EngineCoordinator, PrivateVoiceConfigEntry
 from .entity import (
     ASSIST_CHANNELS,
@@ -23,6 +23,7 @@ from .entity import (
     PrivateVoiceEngineEntity,
 )
 from .protocol.client import Endpoint, PeerError, WyomingConnection
+from .rooms import RoomRefusedError
 
 # Requests go straight to the engines; Home Assistant need not queue them.
 PARALLEL_UPDATES = 0
@@ -80,7 +81,14 @@ class PrivateVoiceWakeWord(PrivateVoiceEngineEntity, wake_word.WakeWordDetection
     async def _async_process_audio_stream(
         self, stream: AsyncIterable[_Chunk], wake_word_id: str | None
     ) -> wake_word.DetectionResult | None:
-        """Listen to ``stream`` until a wake word is heard or the stream ends."""
+        """Listen to ``stream`` until a wake word is heard or the stream ends.
+
+        A satellite's room decides, chunk by chunk, what of its audio passes: a
+        refused stream ends with no detection.
+        """
+        stream = self.coordinator.config_entry.runtime_data.rooms.pipeline_stream(
+            stream, lambda chunk: chunk[0]
+        )
         try:
             async with WyomingConnection(self._endpoint) as connection:
                 await connection.write(
@@ -94,6 +102,9 @@ class PrivateVoiceWakeWord(PrivateVoiceEngineEntity, wake_word.WakeWordDetection
                     ).event()
                 )
                 return await self._async_listen(connection, aiter(stream), wake_word_id)
+        except RoomRefusedError as err:
+            LOGGER.debug("Wake word detection stopped: %s", err)
+            return None
         except (PeerError, TimeoutError) as err:
             raise HomeAssistantError(
                 translation_domain=DOMAIN,

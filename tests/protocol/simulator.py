@@ -167,6 +167,9 @@ class SimulatedSatellite:
         """Stop listening and drop the client, as a satellite switched off does."""
         if self._server is not None:
             self._server.close()
+            # A connection not yet handed to ``_accept`` would keep
+            # ``wait_closed`` waiting.
+            self._server.abort_clients()
         if self._client is not None:
             self._client.transport.abort()
             self._client = None

@@ -1,5 +1,6 @@
 """The satellite link against a simulated ESP32-S3 satellite speaking real speech."""
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -83,6 +84,8 @@ class RunRecord:
     end: AudioEnd | None = None
     played: bool = False
     done: bool = False
+    # The link cancelled the handler (a pause or a mode change cut the run).
+    cancelled: bool = False
 
 
 class Handler:
@@ -115,11 +118,16 @@ class Handler:
         """Record the audio; reply as a pipeline would."""
         record = RunRecord(run)
         self.runs.append(record)
-        async for pcm in run.audio:
-            record.audio += pcm
-            if self.read_bytes is not None and len(record.audio) >= self.read_bytes:
-                break
-        record.end = run.audio_end
+        try:
+            async for pcm in run.audio:
+                record.audio += pcm
+                if self.read_bytes is not None and len(record.audio) >= self.read_bytes:
+                    break
+        except asyncio.CancelledError:
+            record.cancelled = True
+            raise
+        finally:
+            record.end = run.audio_end
         try:
             await self._answer(run, record)
         finally:
@@ -350,6 +358,9 @@ async def test_pause_refuses_audio_unread_and_resume_restarts(
     first = handler.runs[0]
     await until(lambda: first.end is not None)
     assert first.end is AudioEnd.PAUSED
+    # Cancelled: nothing of the utterance cut short is acted on or answered.
+    assert first.cancelled
+    assert not first.played
     assert link.paused
     heard = len(first.audio)
     refused = link.refused_chunks
@@ -380,6 +391,7 @@ async def test_mode_change_cuts_the_stream_in_flight(
 
     await until(lambda: len(handler.runs) == 2)
     assert handler.runs[0].end is AudioEnd.CUT
+    assert handler.runs[0].cancelled
     await until(lambda: len(handler.runs[1].audio) > 0)
 
 

@@ -309,17 +309,23 @@ class LoopbackPolicy:
         """Remember who was refused."""
         self.refused.append(address)
 
-    def audio_allowed(self, address: str) -> bool:
-        """Hear the room: it is not muted."""
-        return True
+    def audio_gate(self, address: str, *, transcribe: bool) -> LoopbackPolicy:
+        """One gate for every stream: the room is never muted."""
+        return self
+
+    def refusal(self) -> None:
+        """Let the audio pass, always."""
+
+    def passed(self, byte_count: int) -> None:
+        """Count the room's audio that reached an engine."""
+        self.received += byte_count
+
+    def close(self) -> None:
+        """Nothing to note when a stream ends."""
 
     def speech_allowed(self, address: str) -> bool:
         """Speak to the room: it is not quiet."""
         return True
-
-    def audio_received(self, address: str, byte_count: int) -> None:
-        """Count the room's audio that reached an engine."""
-        self.received += byte_count
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from wyoming.wake import Detect, Detection
 from custom_components.private_voice.coordinator import EngineEndpoints
 from custom_components.private_voice.protocol.client import Endpoint, async_describe
 from custom_components.private_voice.protocol.service import (
+    ServiceErrorCode,
     ServiceLimits,
     WyomingService,
 )
@@ -58,8 +59,12 @@ class RoomPolicy:
     refuse: set[str] = field(default_factory=set)
     muted: bool = False
     quiet: bool = False
+    # Bumped by a test to change the room's mode (other than to Muted).
+    mode_changes: int = 0
     refused: list[str] = field(default_factory=list)
     received: int = 0
+    requests: int = 0
+    open_gates: int = 0
     # Set once ``received`` reaches ``wait_for`` bytes.
     wait_for: int | None = None
     reached: asyncio.Event = field(default_factory=asyncio.Event)
@@ -72,19 +77,47 @@ class RoomPolicy:
         """Remember who was refused."""
         self.refused.append(address)
 
-    def audio_allowed(self, address: str) -> bool:
-        """Hear the room unless it is muted."""
-        return not self.muted
+    def audio_gate(self, address: str, *, transcribe: bool) -> RoomGate:
+        """Open a gate on the room as it is now; count a voice request."""
+        self.requests += transcribe
+        self.open_gates += 1
+        return RoomGate(self, self.mode_changes)
 
     def speech_allowed(self, address: str) -> bool:
         """Speak to the room unless it is quiet."""
         return not self.quiet
 
-    def audio_received(self, address: str, byte_count: int) -> None:
+
+@dataclass
+class RoomGate:
+    """One stream's gate: refuses once the room is muted or changes mode."""
+
+    policy: RoomPolicy
+    mode_changes: int
+    closed: bool = False
+
+    def refusal(self) -> ServiceErrorCode | None:
+        """Why the stream's audio may not pass, if it may not."""
+        if self.policy.muted:
+            return ServiceErrorCode.MUTED
+        if self.policy.mode_changes != self.mode_changes:
+            return ServiceErrorCode.MODE_CHANGED
+        return None
+
+    def passed(self, byte_count: int) -> None:
         """Count the room's audio; tell a waiting test when enough arrived."""
-        self.received += byte_count
-        if self.wait_for is not None and self.received >= self.wait_for:
-            self.reached.set()
+        self.policy.received += byte_count
+        if (
+            self.policy.wait_for is not None
+            and self.policy.received >= self.policy.wait_for
+        ):
+            self.policy.reached.set()
+
+    def close(self) -> None:
+        """Note that the stream ended (once, however often it is told)."""
+        if not self.closed:
+            self.closed = True
+            self.policy.open_gates -= 1
 
 
 @pytest.fixture
@@ -193,6 +226,8 @@ async def test_transcribes_through_the_service(
     assert normalise(Transcript.from_event(events[-1]).text) == normalise(COMMAND)
     # Every byte of the utterance reached the engine, and was counted for the room.
     assert policy.received == len(command)
+    assert policy.requests == 1
+    assert policy.open_gates == 0
 
 
 async def test_muting_cuts_a_stream_in_flight(
@@ -214,6 +249,32 @@ async def test_muting_cuts_a_stream_in_flight(
         await client.write_event(AudioStop().event())
         assert await read_error_and_close(client) == "muted"
     assert policy.received == before
+
+
+async def test_a_mode_change_cuts_a_stream_in_flight(
+    service: WyomingService, policy: RoomPolicy, command: bytes
+) -> None:
+    """A stream begun before the room's mode changed passes nothing after it."""
+    before = 10 * CHUNK_BYTES
+    policy.wait_for = before
+    async with AsyncTcpClient("127.0.0.1", service.port) as client:
+        await client.write_event(Transcribe(language="en").event())
+        await client.write_event(AudioStart(rate=RATE, width=2, channels=1).event())
+        for chunk in chunks(command[:before]):
+            await client.write_event(chunk)
+        async with asyncio.timeout(30):
+            await policy.reached.wait()
+        policy.mode_changes += 1
+        for chunk in chunks(command[before:]):
+            await client.write_event(chunk)
+        await client.write_event(AudioStop().event())
+        assert await read_error_and_close(client) == "mode-changed"
+    assert policy.received == before
+    assert policy.open_gates == 0
+    # The next stream opens under the new mode and is heard.
+    assert normalise(
+        Transcript.from_event((await transcribe(service.port, command))[-1]).text
+    ) == normalise(COMMAND)
 
 
 async def test_muted_room_is_refused_at_audio_start(

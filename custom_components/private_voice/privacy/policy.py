@@ -39,6 +39,8 @@ class Refusal(StrEnum):
     """Why a request from a room is refused; the key of its spoken reason."""
 
     MUTED = "muted"
+    # The room's mode changed while its audio was flowing: the stream is cut.
+    MODE_CHANGED = "mode_changed"
     CLOUD_NOT_ALLOWED = "cloud_not_allowed"
     GUEST_SENSITIVE = "guest_sensitive"
     SPEAKER_NOT_ALLOWED = "speaker_not_allowed"

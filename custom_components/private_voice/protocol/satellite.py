@@ -119,6 +119,10 @@ class AudioEnd(StrEnum):
         return self in {AudioEnd.SATELLITE, AudioEnd.PIPELINE}
 
 
+# The hub's cuts: the handler of a run cut so is cancelled.
+_HUB_CUTS: Final = frozenset({AudioEnd.PAUSED, AudioEnd.CUT})
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PipelineRequest:
     """What a satellite's ``run-pipeline`` asks for."""
@@ -743,6 +747,12 @@ class SatelliteLink:
     async def _drive(self, connection: _Connection, run: PipelineRun) -> None:
         try:
             await self._handler.run_pipeline(run)
+        except asyncio.CancelledError:
+            if run.audio_end not in _HUB_CUTS:
+                raise
+            # Cut by the hub (``_cut``): the run is over, the link goes on.
+            if (task := asyncio.current_task()) is not None:
+                task.uncancel()
         except Exception:
             self._logger.exception(
                 "Pipeline for satellite %s failed", self.endpoint.uri
@@ -762,8 +772,18 @@ class SatelliteLink:
             self._start_run(connection, run.request)
 
     def _cut(self, connection: _Connection, end: AudioEnd) -> None:
-        if connection.run is not None:
-            connection.run.audio.close(end)
+        """End the current run's audio; a pause or a mode change ends the run too.
+
+        Its handler is cancelled at once, so that nothing of an utterance cut
+        short is transcribed, acted on or answered.
+        """
+        if (run := connection.run) is None:
+            return
+        run.audio.close(end)
+        if end in _HUB_CUTS:
+            for task, running in self._runs.items():
+                if running is run:
+                    task.cancel()
 
     def _mic_start(self, connection: _Connection, event: Event) -> None:
         if not self._paused:

@@ -50,10 +50,28 @@ class ServiceErrorCode(StrEnum):
     NOT_ALLOWED = "not-allowed"
     # The client's room is muted: its audio is not heard.
     MUTED = "muted"
+    # The client's room changed its privacy mode while the stream was flowing.
+    MODE_CHANGED = "mode-changed"
     # The client's room takes no spoken replies.
     QUIET = "quiet"
     # The engine for the request does not answer, or lost the connection.
     ENGINE_UNAVAILABLE = "engine-unavailable"
+
+
+class AudioGate(Protocol):
+    """One stream of a room's audio, asked before each chunk passes on."""
+
+    def refusal(self) -> ServiceErrorCode | None:
+        """Return None while the audio may pass; else why not.
+
+        The room is muted, or its mode changed since the stream began.
+        """
+
+    def passed(self, byte_count: int) -> None:
+        """Count audio that was passed to an engine."""
+
+    def close(self) -> None:
+        """Note that the stream ended."""
 
 
 class ServicePolicy(Protocol):
@@ -61,8 +79,8 @@ class ServicePolicy(Protocol):
 
     ``address`` is the client's IP address as text (an IPv4-mapped IPv6 address
     as plain IPv4); the glue maps it to a room. Every method is called on the
-    event loop and must return at once: ``audio_allowed`` and ``audio_received``
-    run for every chunk of audio, 30 and more times a second per client.
+    event loop and must return at once: a gate is asked for every chunk of
+    audio, 30 and more times a second per client.
     """
 
     def client_allowed(self, address: str) -> bool:
@@ -71,8 +89,11 @@ class ServicePolicy(Protocol):
     def client_refused(self, address: str) -> None:
         """Note a client that is not allowed: it connected, is told so and closed."""
 
-    def audio_allowed(self, address: str) -> bool:
-        """Whether microphone audio from this client's room may be heard now."""
+    def audio_gate(self, address: str, *, transcribe: bool) -> AudioGate:
+        """Open the gate of one audio stream from this client's room.
+
+        ``transcribe``: the stream is a voice request (not wake word detection).
+        """
 
     def speech_allowed(self, address: str) -> bool:
         """Whether speech may be synthesized for this client's room now.
@@ -80,9 +101,6 @@ class ServicePolicy(Protocol):
         False (Quiet): ``synthesize`` and ``synthesize-start`` are refused with
         ``quiet``; a chime instead is for the glue to play.
         """
-
-    def audio_received(self, address: str, byte_count: int) -> None:
-        """Count audio from this client's room that was passed to an engine."""
 
 
 class Engines(Protocol):
@@ -500,10 +518,14 @@ class _Connection:
 
     # The policy, on the audio path -------------------------------------------
 
-    def _check_audio(self) -> None:
-        if not self._policy.audio_allowed(self._address):
-            msg = "this room is muted: its audio is not heard"
-            raise _RefusalError(ServiceErrorCode.MUTED, msg)
+    def _check_audio(self, gate: AudioGate) -> None:
+        if (code := gate.refusal()) is not None:
+            msg = (
+                "this room is muted: its audio is not heard"
+                if code is ServiceErrorCode.MUTED
+                else "this room's privacy mode changed: the stream is cut"
+            )
+            raise _RefusalError(code, msg)
 
     def _check_speech(self) -> None:
         if not self._policy.speech_allowed(self._address):
@@ -528,38 +550,52 @@ class _Connection:
             self._engines.wake if wake else self._engines.stt,
             "wake word detection" if wake else "speech-to-text",
         )
-        self._check_audio()
-        async with (
-            self._deadline(None if wake else self._limits.request_timeout) as deadline,
-            self._relaying(endpoint, _WAKE if wake else _TRANSCRIPT) as (engine, relay),
-        ):
-            if request is not None:
-                await engine.send(request)
-            start = AudioStart(
-                source.rate, source.width, source.channels, timestamp=audio.timestamp
-            )
-            await engine.send(start.event())
-            event = opening if implicit else await self._audio_event(source, wake=wake)
-            while not AudioStop.is_type(event.type):
-                if AudioChunk.is_type(event.type):
-                    # Asked for every chunk: once the room is muted, no more of
-                    # its audio reaches an engine.
-                    self._check_audio()
-                    await engine.send(event)
-                    self._policy.audio_received(
-                        self._address, len(event.payload or b"")
-                    )
-                else:
-                    # A detect: the engine listens afresh, for its names.
-                    await engine.send(event)
-                event = await self._audio_event(source, wake=wake)
-            self._check_audio()
-            await engine.send(event)
-            relay.request_complete()
-            if wake:
-                deadline.reschedule(
-                    asyncio.get_running_loop().time() + self._limits.request_timeout
+        gate = self._policy.audio_gate(self._address, transcribe=not wake)
+        try:
+            self._check_audio(gate)
+            async with (
+                self._deadline(
+                    None if wake else self._limits.request_timeout
+                ) as deadline,
+                self._relaying(endpoint, _WAKE if wake else _TRANSCRIPT) as (
+                    engine,
+                    relay,
+                ),
+            ):
+                if request is not None:
+                    await engine.send(request)
+                start = AudioStart(
+                    source.rate,
+                    source.width,
+                    source.channels,
+                    timestamp=audio.timestamp,
                 )
+                await engine.send(start.event())
+                event = (
+                    opening if implicit else await self._audio_event(source, wake=wake)
+                )
+                while not AudioStop.is_type(event.type):
+                    if AudioChunk.is_type(event.type):
+                        # Asked for every chunk: once the room is muted, no more of
+                        # its audio reaches an engine.
+                        self._check_audio(gate)
+                        await engine.send(event)
+                        gate.passed(len(event.payload or b""))
+                    else:
+                        # A detect: the engine listens afresh, for its names.
+                        await engine.send(event)
+                    event = await self._audio_event(source, wake=wake)
+                self._check_audio(gate)
+                await engine.send(event)
+                # The room's audio stopped flowing; the answer may still come.
+                gate.close()
+                relay.request_complete()
+                if wake:
+                    deadline.reschedule(
+                        asyncio.get_running_loop().time() + self._limits.request_timeout
+                    )
+        finally:
+            gate.close()
 
     async def _audio_event(self, source: PcmFormat, *, wake: bool) -> Event:
         """Return the stream's next chunk, in ``source``'s format, or its end.
