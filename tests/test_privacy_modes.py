@@ -535,7 +535,7 @@ async def test_service_client_in_each_mode(  # noqa: PLR0913, PLR0917
         assert speech.texts == ["Dinner is ready."]
     else:
         # No spoken replies in the room (a chime is for a satellite to play).
-        assert error_code(spoken) == "quiet"
+        assert error_code(spoken) == ("muted" if mode is PrivacyMode.MUTED else "quiet")
         assert engine_proxy.speech() == []
     assert_room_counted(hass, entry, room, seen=seen, heard=expected.heard)
     assert_transcript_not_logged(caplog, loggable=expected.transcript_loggable)

@@ -95,11 +95,17 @@ class AddressPolicy(ServicePolicy):
         return _Gate(self._rooms.gate(room))
 
     @override
-    def speech_allowed(self, address: str) -> bool:
-        room = self._room(address)
-        return room is None or reply_kind(room.policy) is Reply.SPEECH
+    def speech_refusal(self, address: str) -> ServiceErrorCode | None:
+        if (room := self._room(address)) is None:
+            return None
+        return _SPEECH_CODES[reply_kind(room.policy)]
 
 
+_SPEECH_CODES: Final = {
+    Reply.SPEECH: None,
+    Reply.CHIME: ServiceErrorCode.QUIET,
+    Reply.NONE: ServiceErrorCode.MUTED,
+}
 _CODES: Final = {
     Refusal.MUTED: ServiceErrorCode.MUTED,
     Refusal.MODE_CHANGED: ServiceErrorCode.MODE_CHANGED,

@@ -323,9 +323,8 @@ class LoopbackPolicy:
     def close(self) -> None:
         """Nothing to note when a stream ends."""
 
-    def speech_allowed(self, address: str) -> bool:
-        """Speak to the room: it is not quiet."""
-        return True
+    def speech_refusal(self, address: str) -> None:
+        """Speak to the room: it is neither quiet nor muted."""
 
 
 @dataclass(frozen=True, slots=True)

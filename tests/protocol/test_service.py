@@ -83,9 +83,11 @@ class RoomPolicy:
         self.open_gates += 1
         return RoomGate(self, self.mode_changes)
 
-    def speech_allowed(self, address: str) -> bool:
-        """Speak to the room unless it is quiet."""
-        return not self.quiet
+    def speech_refusal(self, address: str) -> ServiceErrorCode | None:
+        """Speak to the room unless it is quiet (or muted)."""
+        if self.muted:
+            return ServiceErrorCode.MUTED
+        return ServiceErrorCode.QUIET if self.quiet else None
 
 
 @dataclass
@@ -385,14 +387,15 @@ async def test_streaming_synthesis_speaks_before_the_text_ends(
     await assert_streaming_synthesis_speaks_early(service.port)
 
 
-async def test_quiet_room_is_not_spoken_to(
-    service: WyomingService, policy: RoomPolicy
+@pytest.mark.parametrize(("room", "code"), [("quiet", "quiet"), ("muted", "muted")])
+async def test_quiet_or_muted_room_is_not_spoken_to(
+    service: WyomingService, policy: RoomPolicy, room: str, code: str
 ) -> None:
-    """A room where speech is not allowed gets an error instead of audio."""
-    policy.quiet = True
+    """A room where speech is not allowed gets an error, saying why, not audio."""
+    setattr(policy, room, True)
     async with AsyncTcpClient("127.0.0.1", service.port) as client:
         await client.write_event(SynthesizeStart().event())
-        assert await read_error_and_close(client) == "quiet"
+        assert await read_error_and_close(client) == code
 
 
 # admission and limits -------------------------------------------------------------

@@ -95,11 +95,11 @@ class ServicePolicy(Protocol):
         ``transcribe``: the stream is a voice request (not wake word detection).
         """
 
-    def speech_allowed(self, address: str) -> bool:
-        """Whether speech may be synthesized for this client's room now.
+    def speech_refusal(self, address: str) -> ServiceErrorCode | None:
+        """Return None if speech may be synthesized for this client's room now.
 
-        False (Quiet): ``synthesize`` and ``synthesize-start`` are refused with
-        ``quiet``; a chime instead is for the glue to play.
+        Else why not: ``quiet`` (a chime instead is for the glue to play) or
+        ``muted``; ``synthesize`` and ``synthesize-start`` are refused so.
         """
 
 
@@ -528,9 +528,9 @@ class _Connection:
             raise _RefusalError(code, msg)
 
     def _check_speech(self) -> None:
-        if not self._policy.speech_allowed(self._address):
+        if (code := self._policy.speech_refusal(self._address)) is not None:
             msg = "this room takes no spoken replies"
-            raise _RefusalError(ServiceErrorCode.QUIET, msg)
+            raise _RefusalError(code, msg)
 
     # Requests ------------------------------------------------------------------
 
