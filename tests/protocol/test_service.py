@@ -1,7 +1,7 @@
 """The public Wyoming service before a real engine host, driven by a wyoming client."""
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 import json
 import re
@@ -232,10 +232,30 @@ async def test_transcribes_through_the_service(
     assert policy.open_gates == 0
 
 
-async def test_muting_cuts_a_stream_in_flight(
-    service: WyomingService, policy: RoomPolicy, command: bytes
+def _mute(policy: RoomPolicy) -> None:
+    policy.muted = True
+
+
+def _change_mode(policy: RoomPolicy) -> None:
+    policy.mode_changes += 1
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [(_mute, "muted"), (_change_mode, "mode-changed")],
+    ids=["muted", "mode-changed"],
+)
+async def test_a_change_cuts_a_stream_in_flight(
+    service: WyomingService,
+    policy: RoomPolicy,
+    command: bytes,
+    change: Callable[[RoomPolicy], None],
+    code: str,
 ) -> None:
-    """Audio after the room is muted never reaches the engine; the client hears why."""
+    """Audio after the room is muted, or changes mode, never reaches the engine.
+
+    The client hears why; the stream's gate is closed.
+    """
     before = 10 * CHUNK_BYTES
     policy.wait_for = before
     async with AsyncTcpClient("127.0.0.1", service.port) as client:
@@ -245,35 +265,20 @@ async def test_muting_cuts_a_stream_in_flight(
             await client.write_event(chunk)
         async with asyncio.timeout(30):
             await policy.reached.wait()
-        policy.muted = True
+        change(policy)
         for chunk in chunks(command[before:]):
             await client.write_event(chunk)
         await client.write_event(AudioStop().event())
-        assert await read_error_and_close(client) == "muted"
-    assert policy.received == before
-
-
-async def test_a_mode_change_cuts_a_stream_in_flight(
-    service: WyomingService, policy: RoomPolicy, command: bytes
-) -> None:
-    """A stream begun before the room's mode changed passes nothing after it."""
-    before = 10 * CHUNK_BYTES
-    policy.wait_for = before
-    async with AsyncTcpClient("127.0.0.1", service.port) as client:
-        await client.write_event(Transcribe(language="en").event())
-        await client.write_event(AudioStart(rate=RATE, width=2, channels=1).event())
-        for chunk in chunks(command[:before]):
-            await client.write_event(chunk)
-        async with asyncio.timeout(30):
-            await policy.reached.wait()
-        policy.mode_changes += 1
-        for chunk in chunks(command[before:]):
-            await client.write_event(chunk)
-        await client.write_event(AudioStop().event())
-        assert await read_error_and_close(client) == "mode-changed"
+        assert await read_error_and_close(client) == code
     assert policy.received == before
     assert policy.open_gates == 0
-    # The next stream opens under the new mode and is heard.
+
+
+async def test_the_next_stream_follows_the_new_mode(
+    service: WyomingService, policy: RoomPolicy, command: bytes
+) -> None:
+    """After a mode change (not to Muted), a new stream is heard."""
+    policy.mode_changes += 1
     assert normalise(
         Transcript.from_event((await transcribe(service.port, command))[-1]).text
     ) == normalise(COMMAND)
