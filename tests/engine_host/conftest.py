@@ -2,6 +2,8 @@
 
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 import threading
 
@@ -11,6 +13,7 @@ from tqdm import tqdm
 
 from custom_components.private_voice.engine_host.audio import ToEngineFormat
 from custom_components.private_voice.engine_host.formats import ENGINE_FORMAT, PcmFormat
+from custom_components.private_voice.engine_host.models import packaged_voice_encoder
 
 type Speak = Callable[[str], np.ndarray]
 
@@ -95,6 +98,23 @@ def silence(seconds: float) -> np.ndarray:
     return np.zeros(int(seconds * ENGINE_FORMAT.rate), dtype=np.int16)
 
 
+@contextmanager
+def serving(server: ThreadingHTTPServer, name: str) -> Iterator[str]:
+    """Serve HTTP on a thread of its own for the block; give the server's address.
+
+    ``server`` listens on 127.0.0.1 and keeps ``daemon_threads`` False: its
+    request threads are joined on close, so no test leaves one behind.
+    """
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name=name)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
 @pytest.fixture(scope="session")
 def executor() -> Iterator[ThreadPoolExecutor]:
     """Give all tests one bounded pool, as the engine host gives its engines.
@@ -108,3 +128,11 @@ def executor() -> Iterator[ThreadPoolExecutor]:
             pool.submit(started.wait)
         started.wait()
         yield pool
+
+
+@pytest.fixture(scope="session")
+def weights() -> Path:
+    """Resemblyzer's pretrained.pt, found without importing resemblyzer."""
+    path = packaged_voice_encoder()
+    assert path is not None, "resemblyzer (requirements_nodeps.txt) is not installed"
+    return path

@@ -37,6 +37,8 @@ from custom_components.private_voice.engine_host.models import (
     PackagedModel,
 )
 
+from .conftest import serving
+
 # Files at or above this size are LFS files on the fake hub, as model.bin and
 # tokenizer.json are on the real one.
 _LFS_THRESHOLD = 1 << 20
@@ -268,20 +270,13 @@ def hub(
     fake = FakeHub(
         repos={_WHISPER_REPO: dict(whisper_blobs), PIPER_REPO: dict(piper_blobs)}
     )
-    server = _HubServer(fake)
-    fake.endpoint = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(
-        target=server.serve_forever, args=(0.05,), name="fake-hub"
-    )
-    thread.start()
-    try:
-        yield fake
-    finally:
-        for gate in fake.hold.values():
-            gate.set()
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving(_HubServer(fake), "fake-hub") as fake.endpoint:
+        try:
+            yield fake
+        finally:
+            # Held downloads finish, so the server's threads can be joined.
+            for gate in fake.hold.values():
+                gate.set()
 
 
 @pytest.fixture

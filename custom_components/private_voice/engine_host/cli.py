@@ -1,10 +1,18 @@
 """Command line of the engine host: compose the engines, serve them, stop cleanly."""
 
+import os
+
+# One OpenBLAS thread: set before numpy loads it, which reads it once. The
+# engines' executor runs requests in parallel already; the voice encoder's
+# small per-step products ran 6 to 20 times slower with OpenBLAS's own threads
+# competing for the same cores.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import argparse
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 import logging
-import os
 from pathlib import Path
 import signal
 import sys
@@ -12,12 +20,13 @@ from typing import TextIO
 from urllib.parse import urlsplit
 
 from . import READY, __version__
-from .catalogue import ModelKind
-from .engines import EngineError, TextToSpeech, WakeWord
+from .catalogue import VOICE_ENCODER_NAME, ModelKind
+from .engines import EngineError, SpeakerEncoder, TextToSpeech, WakeWord
 from .models import ModelStore
 from .server import EngineHostServer, Engines, ServerLimits
 from .stt import FasterWhisperStt, WhisperModelSpec
 from .tts import PiperTts
+from .voiceprint import Ge2eEncoder
 from .wake import MicroWakeWord, OpenWakeWord
 
 _LOGGER = logging.getLogger(__name__)
@@ -28,7 +37,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m engine_host",
         description="Private Voice engine host: local wake word, speech-to-text "
-        "(faster-whisper) and text-to-speech (piper) over the Wyoming protocol.",
+        "(faster-whisper), text-to-speech (piper) and voice prints over the "
+        "Wyoming protocol.",
     )
     parser.add_argument(
         "--uri",
@@ -39,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--models-dir",
         type=Path,
         default=Path("models"),
-        help="folder of installed models (faster-whisper/, piper/)",
+        help="folder of installed models (faster-whisper/, piper/, voice-encoder/)",
     )
     parser.add_argument(
         "--stt-model",
@@ -58,7 +68,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--download",
         action="store_true",
-        help="download the --stt-model and --voice models that are missing",
+        help="download the --stt-model and --voice models that are missing, "
+        "and the voice encoder if none is installed",
+    )
+    parser.add_argument(
+        "--download-voice-encoder",
+        action="store_true",
+        help="download the voice encoder if none is installed, and no other "
+        "model (Home Assistant's setup downloads those)",
     )
     parser.add_argument(
         "--openwakeword",
@@ -72,6 +89,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         default=[],
         help="extra folder of wake word models (repeatable)",
+    )
+    parser.add_argument(
+        "--voice-print",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="offer voice prints of transcribed utterances, when a voice "
+        "encoder is installed (default: on)",
     )
     parser.add_argument(
         "--device",
@@ -154,7 +178,42 @@ async def compose(
     wake: list[WakeWord] = [MicroWakeWord(executor, args.wake_model_dir)]
     if args.openwakeword:
         wake.append(OpenWakeWord(executor, args.wake_model_dir))
-    return Engines(stt=stt, tts=tts, wake=wake)
+    speaker = None
+    if args.voice_print:
+        download = args.download or args.download_voice_encoder
+        speaker = await _speaker_encoder(store, executor, download=download)
+    return Engines(stt=stt, tts=tts, wake=wake, speaker=speaker)
+
+
+async def _speaker_encoder(
+    store: ModelStore, executor: ThreadPoolExecutor, *, download: bool
+) -> SpeakerEncoder | None:
+    """Load the first installed voice encoder, downloading one if allowed.
+
+    None (and say why) if there is none: voice prints are an extra, so a
+    failed download leaves speech to text and text to speech serving, and the
+    next start tries again.
+    """
+    installed = await store.installed(ModelKind.VOICE_ENCODER)
+    if installed:
+        path = installed[0].path
+    elif download:
+        _LOGGER.info("No voice encoder installed: downloading %s", VOICE_ENCODER_NAME)
+        try:
+            path = await store.download(ModelKind.VOICE_ENCODER, VOICE_ENCODER_NAME)
+        except EngineError as err:
+            _LOGGER.warning("No voice prints: %s (%s)", err, err.code)
+            return None
+    else:
+        _LOGGER.info(
+            "No voice encoder in %s or in packages (resemblyzer): no voice prints",
+            store.folder(ModelKind.VOICE_ENCODER),
+        )
+        return None
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(
+        executor, partial(Ge2eEncoder.load, path, executor=executor)
+    )
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -173,10 +232,11 @@ async def serve(args: argparse.Namespace) -> None:
         server = EngineHostServer(engines, version=__version__, limits=limits)
         await server.start(args.host, args.port)
         _LOGGER.info(
-            "Offering speech-to-text %s, voices %s, wake words %s",
+            "Offering speech-to-text %s, voices %s, wake words %s, voice prints %s",
             [model.name for model in engines.stt.models] if engines.stt else [],
             [voice.name for voice in engines.tts.voices] if engines.tts else [],
             [model.name for wake in engines.wake for model in wake.models],
+            engines.speaker.PROGRAM.name if engines.speaker else "off",
         )
         print(f"{READY} tcp://{args.host}:{server.port}", flush=True)  # noqa: T201
         stop = asyncio.Event()

@@ -34,12 +34,22 @@ def _artifact(info: ModelInfo, version: str | None = None) -> dict[str, Any]:
 
 
 def build_info(engines: Engines, version: str) -> Info:
-    """Describe what is installed, truthfully."""
+    """Describe what is installed, truthfully.
+
+    Wyoming has no field for voice prints: with a speaker encoder, the speech
+    to text program's description says they can be asked for.
+    """
     info = Info()
     if (stt := engines.stt) is not None:
+        program = _artifact(stt.PROGRAM, version)
+        if (speaker := engines.speaker) is not None:
+            program["description"] += (
+                f"; voice prints on request ({speaker.PROGRAM.name}: "
+                'transcribe context {"voice_print": true})'
+            )
         info.asr.append(
             AsrProgram(
-                **_artifact(stt.PROGRAM, version),
+                **program,
                 supports_transcript_streaming=True,
                 models=[
                     AsrModel(**_artifact(model), languages=model.languages)

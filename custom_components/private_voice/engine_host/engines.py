@@ -7,15 +7,25 @@ run in the executor the engine was given, never on the event loop.
 """
 
 from abc import ABC, abstractmethod
+import asyncio
 from collections.abc import AsyncIterator
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Final
 
 if TYPE_CHECKING:
     # Only in annotations: Home Assistant imports the model store, which uses
     # EngineError, where the engines' packages (numpy) may not be installed.
     import numpy as np
+
+
+# Wire names of voice prints: asked for in ``transcribe``'s context, given in
+# ``transcript``'s (256 floats, and the seconds of speech they came from), or
+# why there is none (an error code, such as "too-little-speech").
+VOICE_PRINT: Final = "voice_print"
+VOICE_PRINT_SECONDS: Final = "voice_print_seconds"
+VOICE_PRINT_ERROR: Final = "voice_print_error"
 
 
 class ErrorCode(StrEnum):
@@ -28,6 +38,7 @@ class ErrorCode(StrEnum):
     UNSUPPORTED_LANGUAGE = "unsupported-language"
     UNKNOWN_VOICE = "unknown-voice"
     UNKNOWN_SPEAKER = "unknown-speaker"
+    TOO_LITTLE_SPEECH = "too-little-speech"
     DOWNLOAD_FAILED = "download-failed"
     DISK_FULL = "disk-full"
     STORAGE_FAILED = "storage-failed"
@@ -171,3 +182,40 @@ class WakeWord(ABC):
     @abstractmethod
     def start(self, names: list[str] | None) -> WakeSession:
         """Listen for ``names`` (None: the default set); EngineError if unknown."""
+
+
+# Speaker embedding ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class VoicePrint:
+    """An utterance's speaker embedding (unit length) and the speech it came from."""
+
+    vector: np.ndarray
+    speech_seconds: float
+
+
+class SpeakerEncoder(ABC):
+    """A speaker embedding engine: a voice print of each utterance.
+
+    Prints of the same voice point the same way: compare them by cosine
+    similarity (a dot product, as they have unit length).
+    """
+
+    # The program as ``describe`` names it (set by each implementation).
+    PROGRAM: ClassVar[ModelInfo]
+
+    # Where ``voice_print`` computes; None: the event loop's default executor.
+    executor: Executor | None = None
+
+    @abstractmethod
+    def measure(self, samples: np.ndarray) -> VoicePrint:
+        """Compute the print of int16 samples, blocking (CPU-heavy).
+
+        EngineError("too-little-speech") if they hold too little speech.
+        """
+
+    async def voice_print(self, samples: np.ndarray) -> VoicePrint:
+        """Compute the print of int16 samples in the engine's executor."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, self.measure, samples)

