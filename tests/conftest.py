@@ -5,6 +5,7 @@
 import custom_components.private_voice  # noqa: F401, I001
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
+from contextlib import contextmanager
 import os
 from pathlib import Path
 import socket
@@ -30,6 +31,7 @@ from custom_components.private_voice.const import (
 from custom_components.private_voice.engine_host.cli import READY
 from custom_components.private_voice.protocol.client import Endpoint
 
+from .engine_proxy import EngineProxy
 from .protocol.simulator import Device, SimulatedSatellite
 
 KITCHEN_LIGHT = "light.kitchen_light"
@@ -152,14 +154,12 @@ async def init_integration(
     return mock_config_entry
 
 
-@pytest.fixture(scope="session")
-def engine_host_endpoint(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Endpoint]:
-    """Run a real engine host process for the session: tiny.en, joe, microWakeWord.
+@contextmanager
+def run_engine_host(models_dir: Path, *args: str) -> Iterator[Endpoint]:
+    """Run a real engine host process with tiny.en, joe and microWakeWord.
 
     Started as Home Assistant and the scripts start it (python -m engine_host),
-    on a port it picks itself and reports in its ready line.
+    on a port it picks itself and reports in its ready line; ``args`` added.
     """
     process = subprocess.Popen(  # noqa: S603 - our own program, fixed arguments
         [
@@ -169,9 +169,10 @@ def engine_host_endpoint(
             "--uri",
             "tcp://127.0.0.1:0",
             "--models-dir",
-            str(tmp_path_factory.mktemp("models")),
+            str(models_dir),
             "--stt-model",
             "tiny.en",
+            *args,
         ],
         env={**os.environ, "PYTHONPATH": str(Path(engine_host.__file__).parent.parent)},
         stdout=subprocess.PIPE,
@@ -180,6 +181,28 @@ def engine_host_endpoint(
     assert process.stdout is not None
     line = process.stdout.readline()
     assert line.startswith(READY), f"engine host did not start: {line!r}"
-    yield Endpoint.from_uri(line.removeprefix(READY))
-    process.terminate()
-    process.wait(timeout=30)
+    try:
+        yield Endpoint.from_uri(line.removeprefix(READY))
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def engine_host_endpoint(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Endpoint]:
+    """Run a real engine host process for the session (``run_engine_host``)."""
+    with run_engine_host(tmp_path_factory.mktemp("models")) as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+async def engine_proxy(
+    socket_enabled: None, engine_host_endpoint: Endpoint
+) -> AsyncIterator[EngineProxy]:
+    """Count what reaches the session's engine host (point an entry at it)."""
+    proxy = EngineProxy(engine_host_endpoint)
+    await proxy.start()
+    yield proxy
+    await proxy.stop()

@@ -49,6 +49,8 @@ class ProxiedConnection:
     chunks: list[Chunk] = field(default_factory=list)
     # The text of every synthesize request (what would be spoken).
     texts: list[str] = field(default_factory=list)
+    # A transcription that asked for the speaker's voice print.
+    voice_print_asked: bool = False
     # time.monotonic() when Home Assistant's side ended (closed or broke off).
     ended: float | None = None
 
@@ -173,6 +175,9 @@ class EngineProxy:
                 )
             elif event.type in _REQUESTS and connection.request == DESCRIBE:
                 connection.request = event.type
+            if Transcribe.is_type(event.type):
+                context = Transcribe.from_event(event).context or {}
+                connection.voice_print_asked = context.get("voice_print") is True
             if Synthesize.is_type(event.type):
                 connection.texts.append(Synthesize.from_event(event).text)
             await async_write_event(event, engine)

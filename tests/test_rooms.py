@@ -232,6 +232,7 @@ async def test_room_is_a_device_in_its_area_with_its_entities(
             ("binary_sensor", "listening"),
             ("select", "privacy_mode"),
             ("sensor", "audio_today"),
+            ("sensor", "last_speaker"),
             ("sensor", "mode_changed"),
             ("sensor", "offhub_audio"),
             ("sensor", "requests_today"),
@@ -338,7 +339,7 @@ async def test_room_leaves_with_its_last_satellite_and_comes_back(
         kitchen_select
     )
     assert state(hass, kitchen_select) == PrivacyMode.QUIET
-    assert len(er.async_entries_for_device(er.async_get(hass), kitchen_device.id)) == 8
+    assert len(er.async_entries_for_device(er.async_get(hass), kitchen_device.id)) == 9
 
 
 @pytest.mark.parametrize(

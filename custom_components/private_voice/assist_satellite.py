@@ -39,7 +39,6 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import (
     device_registry as dr,
     entity_registry as er,
-    translation,
 )
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -87,6 +86,7 @@ from .protocol.satellite import (
 )
 from .rooms import Room, RoomManager, RoomRefusedError, signal_policy_changed
 from .satellites import async_add_satellite_entities, signal_satellite_updated
+from .spoken import async_spoken_text
 from .wav import WavError, async_wav_pcm
 
 PARALLEL_UPDATES = 0
@@ -381,7 +381,8 @@ class PrivateVoiceSatellite(PrivateVoiceSatelliteEntity, AssistSatelliteEntity):
             room.name,
             integration_names(engines),
         )
-        text = await self._async_translated(
+        text = await async_spoken_text(
+            self.hass,
             "spoken_cloud_not_allowed",
             {"room": room.name, "engines": integration_names(engines)},
         )
@@ -392,13 +393,6 @@ class PrivateVoiceSatellite(PrivateVoiceSatelliteEntity, AssistSatelliteEntity):
             LOGGER.warning("Cannot speak the refusal on %s: %s", self.entity_id, err)
         except SatelliteError as err:
             LOGGER.debug("Refusal on %s not played: %s", self.entity_id, err)
-
-    async def _async_translated(self, key: str, placeholders: dict[str, str]) -> str:
-        strings = await translation.async_get_translations(
-            self.hass, self.hass.config.language, "exceptions", {DOMAIN}
-        )
-        message = strings.get(f"component.{DOMAIN}.exceptions.{key}.message", key)
-        return message.format(**placeholders)
 
     async def _async_local_speech(
         self, text: str
@@ -467,6 +461,9 @@ class PrivateVoiceSatellite(PrivateVoiceSatelliteEntity, AssistSatelliteEntity):
                 return
         if reply_kind(turn.policy) is not Reply.SPEECH and end is AssistStage.TTS:
             end = AssistStage.INTENT  # Quiet: nothing is spoken, so none synthesized
+        if self._entry.runtime_data.voice_id.enrolling(self.entity_id):
+            # An enrolment phrase: its voice print is all that is wanted.
+            end = AssistStage.STT
         await self._async_run_turn(turn, start, end)
         if turn.answered and reply_kind(turn.policy) is Reply.CHIME:
             await self._async_chime(run)
@@ -632,6 +629,21 @@ class PrivateVoiceSatellite(PrivateVoiceSatelliteEntity, AssistSatelliteEntity):
                     self._async_decode(announcement.media_id), source
                 )
         except (SatelliteError, WavError) as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="announce_failed",
+                translation_placeholders={"error": str(err)},
+            ) from err
+
+    async def async_say(self, text: str) -> None:
+        """Say ``text`` in the hub's own local voice; return once it was played.
+
+        For the hub's own prompts (enrolment), whatever the pipeline's voice.
+        """
+        try:
+            source, pcm = await self._async_local_speech(text)
+            await self._link.async_announce(pcm, source)
+        except (SatelliteError, WavError, AudioFormatError) as err:
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key="announce_failed",

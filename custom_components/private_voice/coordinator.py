@@ -15,6 +15,7 @@ from .protocol.satellite import SatelliteLink
 from .protocol.service import WyomingService
 from .rooms import RoomManager
 from .supervisor import EngineHostProcess
+from .voice_id import VoiceId
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -109,6 +110,8 @@ class PrivateVoiceData:
     service: WyomingService
     # The rooms, their privacy modes, and where those are enforced.
     rooms: RoomManager
+    # Enrolled voice prints and who spoke where.
+    voice_id: VoiceId
     # The engine host child process (engine mode "local" only).
     process: EngineHostProcess | None = field(default=None)
     # The connected satellites' links, by subentry id.

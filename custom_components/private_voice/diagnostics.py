@@ -1,4 +1,4 @@
-"""Diagnostics for Private Voice: settings, engines, satellites and rooms.
+"""Diagnostics for Private Voice: settings, engines, satellites, rooms, voices.
 
 Never audio, transcripts or voice prints (DESIGN §3): a room is described by
 its settings and its counters only. The whole report is redacted once more on
@@ -57,6 +57,7 @@ TO_REDACT: Final = {
     "intent_input",
     "tts_input",
     # Who said it.
+    "print",
     "voice_print",
     "voice_prints",
     "embedding",
@@ -215,5 +216,16 @@ async def async_get_config_entry_diagnostics(
             for subentry in satellite_subentries(entry)
         },
         "rooms": {area_id: _room(room) for area_id, room in data.rooms.rooms.items()},
+        # Who is enrolled and how well: never the prints themselves.
+        "voice_id": {
+            person: {
+                "phrases": speaker["phrases"],
+                "quality": speaker["quality"],
+                "agreement": speaker["agreement"],
+                "sensitive_actions": speaker["sensitive"],
+                "enrolled": speaker["enrolled"],
+            }
+            for person, speaker in data.voice_id.enrolled.items()
+        },
     }
     return cast("dict[str, Any]", _without_macs(async_redact_data(report, TO_REDACT)))

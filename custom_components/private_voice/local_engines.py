@@ -110,8 +110,11 @@ def create_engine_host(
     """Prepare the engine host child process for ``entry``, serving on ``endpoint``.
 
     The models the entry names are already installed (the config flow
-    downloads them), so the host never downloads. The process stops with
-    Home Assistant; the caller stops it with the entry.
+    downloads them), so the host downloads none of them. It downloads only
+    the voice encoder, on its first start (16 MB, once): the engine packages
+    cannot include it, as its package depends on torch. Without it the host
+    still serves, without voice prints. The process stops with Home
+    Assistant; the caller stops it with the entry.
     """
     command = [
         sys.executable,
@@ -121,6 +124,7 @@ def create_engine_host(
         endpoint.uri,
         "--models-dir",
         hass.config.path(MODELS_DIR),
+        "--download-voice-encoder",
         "--stop-with-stdin",
     ]
     if stt_model := entry.data.get(CONF_STT_MODEL):

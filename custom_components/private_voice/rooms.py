@@ -114,6 +114,9 @@ class Room:
     # The room's debug recording is on until then (never after a restart).
     debug_until: datetime | None = None
     cancel_debug: CALLBACK_TYPE | None = field(default=None, repr=False)
+    # Who spoke last, by voice print: a person entity id, or "" for a voice
+    # that matched no enrolled print; None until someone was identified.
+    speaker: str | None = None
 
     @property
     def policy(self) -> RoomPolicy:
@@ -212,7 +215,7 @@ async def _async_gated[T](
             recording.close()
 
 
-def _mute_switch(hass: HomeAssistant, device_id: str) -> str | None:
+def mute_switch(hass: HomeAssistant, device_id: str) -> str | None:
     """Return the mute switch on a satellite's device (ESPHome's, Wyoming's)."""
     for entity in er.async_entries_for_device(er.async_get(hass), device_id):
         if entity.domain == Platform.SWITCH and (
@@ -224,6 +227,15 @@ def _mute_switch(hass: HomeAssistant, device_id: str) -> str | None:
     return None
 
 
+def _rooms_store(hass: HomeAssistant, entry: ConfigEntry) -> Store[dict[str, Any]]:
+    return Store(hass, STORAGE_VERSION, f"{DOMAIN}.{entry.entry_id}.rooms")
+
+
+async def async_remove_room_settings(hass: HomeAssistant, entry: ConfigEntry) -> None:
+    """Delete the stored room settings of ``entry`` (the entry is being removed)."""
+    await _rooms_store(hass, entry).async_remove()
+
+
 class RoomManager:
     """The entry's rooms: found from the registries, their policies stored."""
 
@@ -231,9 +243,7 @@ class RoomManager:
         """Keep the rooms of ``entry``; ``async_start`` loads and finds them."""
         self._hass = hass
         self._entry = entry
-        self._store: Store[dict[str, Any]] = Store(
-            hass, STORAGE_VERSION, f"{DOMAIN}.{entry.entry_id}.rooms"
-        )
+        self._store = _rooms_store(hass, entry)
         self.rooms: dict[str, Room] = {}
         # Policies of every room seen, also of rooms gone for now.
         self._policies: dict[str, dict[str, Any]] = {}
@@ -600,7 +610,7 @@ class RoomManager:
             entity = entities.async_get(entity_id)
             if entity is None or entity.device_id is None:
                 continue
-            if (switch := _mute_switch(self._hass, entity.device_id)) is not None:
+            if (switch := mute_switch(self._hass, entity.device_id)) is not None:
                 self._set_mute_switch(switch, muted=muted)
 
     def _set_mute_switch(self, switch: str, *, muted: bool) -> None:

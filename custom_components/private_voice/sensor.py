@@ -72,6 +72,11 @@ DESCRIPTIONS: tuple[RoomSensorDescription, ...] = (
 )
 
 
+LAST_SPEAKER = SensorEntityDescription(
+    key="last_speaker", translation_key="last_speaker"
+)
+
+
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: PrivateVoiceConfigEntry,
@@ -83,7 +88,8 @@ async def async_setup_entry(
         entry,
         async_add_entities,
         lambda room: [
-            RoomSensor(entry, room, description) for description in DESCRIPTIONS
+            *(RoomSensor(entry, room, description) for description in DESCRIPTIONS),
+            LastSpeakerSensor(entry, room, LAST_SPEAKER),
         ],
     )
 
@@ -117,3 +123,25 @@ class RoomSensor(PrivateVoiceRoomEntity, SensorEntity):
     @callback
     def _new_day(self, _: datetime) -> None:
         self.async_write_ha_state()
+
+
+class LastSpeakerSensor(PrivateVoiceRoomEntity, SensorEntity):
+    """Who spoke last in the room, by voice print: a person's name, or unknown.
+
+    Rooms in Guest and Muted identify nobody, so it keeps its last value.
+    """
+
+    @property
+    @override
+    def native_value(self) -> str | None:
+        """The person's name; None (unknown) for a voice that matched no print."""
+        if not (person := self._room.speaker):
+            return None
+        state = self.hass.states.get(person)
+        return state.name if state is not None else person
+
+    @property
+    @override
+    def extra_state_attributes(self) -> dict[str, str | None]:
+        """The person entity, for automations."""
+        return {"person_id": self._room.speaker or None}

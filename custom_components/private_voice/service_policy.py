@@ -8,7 +8,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 
 from .const import DOMAIN
-from .privacy.policy import Refusal, Reply, mic_allowed, reply_kind
+from .privacy.policy import Refusal, Reply, mic_allowed, reply_kind, voice_id_allowed
 from .privacy.room import RoomGate
 from .protocol.service import AudioGate, ServiceErrorCode, ServicePolicy
 from .rooms import Room, RoomManager
@@ -93,6 +93,11 @@ class AddressPolicy(ServicePolicy):
         if room is not None and transcribe and mic_allowed(room.policy):
             self._rooms.count_request(room)
         return _Gate(self._rooms.gate(room))
+
+    @override
+    def voice_print_allowed(self, address: str) -> bool:
+        room = self._room(address)
+        return room is None or voice_id_allowed(room.policy)
 
     @override
     def speech_refusal(self, address: str) -> ServiceErrorCode | None:

@@ -1,4 +1,4 @@
-"""Actions: set a room's privacy mode, for good or for a while.
+"""Actions: a room's privacy mode, for good or for a while; enrolled voices.
 
 A room is an area that holds a voice satellite. The action targets rooms the
 way Home Assistant targets anything: areas, or the devices and entities in
@@ -11,7 +11,13 @@ from datetime import timedelta
 from typing import Final
 
 from homeassistant.components.assist_satellite import DOMAIN as ASSIST_SATELLITE
-from homeassistant.core import HomeAssistant, ServiceCall, callback
+from homeassistant.core import (
+    HomeAssistant,
+    ServiceCall,
+    ServiceResponse,
+    SupportsResponse,
+    callback,
+)
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import (
     area_registry as ar,
@@ -25,11 +31,19 @@ import probatio
 from .const import DOMAIN
 from .coordinator import PrivateVoiceConfigEntry
 from .privacy.policy import PrivacyMode
+from .privacy.voiceprint import MAX_PHRASES, MIN_PHRASES
 from .rooms import RoomManager
+from .voice_id import VoiceId
 
 SERVICE_SET_ROOM_MODE: Final = "set_room_mode"
+SERVICE_ENROLL_SPEAKER: Final = "enroll_speaker"
+SERVICE_FORGET_SPEAKER: Final = "forget_speaker"
 ATTR_MODE: Final = "mode"
 ATTR_DURATION: Final = "duration"
+ATTR_PERSON: Final = "person"
+ATTR_SATELLITE: Final = "satellite"
+ATTR_PHRASES: Final = "phrases"
+ATTR_ALLOW_SENSITIVE: Final = "allow_sensitive_actions"
 
 SET_ROOM_MODE_SCHEMA: Final = probatio.All(
     probatio.Schema(
@@ -43,6 +57,21 @@ SET_ROOM_MODE_SCHEMA: Final = probatio.All(
         }
     ),
     cv.has_at_least_one_key(*cv.ENTITY_SERVICE_FIELDS),
+)
+
+
+ENROLL_SPEAKER_SCHEMA: Final = probatio.Schema(
+    {
+        probatio.Required(ATTR_PERSON): cv.entity_domain("person"),
+        probatio.Required(ATTR_SATELLITE): cv.entity_domain(ASSIST_SATELLITE),
+        probatio.Optional(ATTR_PHRASES, default=MIN_PHRASES): probatio.All(
+            probatio.Coerce(int), probatio.Range(min=MIN_PHRASES, max=MAX_PHRASES)
+        ),
+        probatio.Optional(ATTR_ALLOW_SENSITIVE, default=False): cv.boolean,
+    }
+)
+FORGET_SPEAKER_SCHEMA: Final = probatio.Schema(
+    {probatio.Required(ATTR_PERSON): cv.entity_domain("person")}
 )
 
 
@@ -158,6 +187,31 @@ def _async_set_room_mode(call: ServiceCall) -> None:
             )
 
 
+def _voice_id(call: ServiceCall) -> VoiceId:
+    """Return the voice prints of the loaded entry (one per home)."""
+    entries: list[PrivateVoiceConfigEntry] = (
+        call.hass.config_entries.async_loaded_entries(DOMAIN)
+    )
+    if not entries:
+        raise _refused(translation_key="not_loaded")
+    return entries[0].runtime_data.voice_id
+
+
+async def _async_enroll_speaker(call: ServiceCall) -> ServiceResponse:
+    """Enrol a person's voice at a satellite; say and return how well it went."""
+    return await _voice_id(call).async_enroll(
+        call.data[ATTR_PERSON],
+        call.data[ATTR_SATELLITE],
+        phrases=call.data[ATTR_PHRASES],
+        allow_sensitive=call.data[ATTR_ALLOW_SENSITIVE],
+    )
+
+
+async def _async_forget_speaker(call: ServiceCall) -> None:
+    """Delete a person's voice print."""
+    await _voice_id(call).async_forget(call.data[ATTR_PERSON])
+
+
 @callback
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the integration's actions (once, whatever the entries)."""
@@ -166,4 +220,17 @@ def async_setup_services(hass: HomeAssistant) -> None:
         SERVICE_SET_ROOM_MODE,
         _async_set_room_mode,
         schema=SET_ROOM_MODE_SCHEMA,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_ENROLL_SPEAKER,
+        _async_enroll_speaker,
+        schema=ENROLL_SPEAKER_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_FORGET_SPEAKER,
+        _async_forget_speaker,
+        schema=FORGET_SPEAKER_SCHEMA,
     )

@@ -15,6 +15,7 @@ from wyoming.info import AsrProgram
 
 from .const import CONF_ENGINE_MODE, CONF_STT_MODEL, LOGGER, EngineMode
 from .coordinator import EngineCoordinator, PrivateVoiceConfigEntry
+from .engine_host.engines import VOICE_PRINT
 from .entity import (
     ASSIST_CHANNELS,
     ASSIST_RATE,
@@ -24,7 +25,7 @@ from .entity import (
     language_tag,
 )
 from .protocol.client import Endpoint, PeerError, WyomingConnection
-from .rooms import RoomRefusedError
+from .rooms import RoomRefusedError, pipeline_satellite
 
 # Requests go straight to the engines; Home Assistant need not queue them.
 PARALLEL_UPDATES = 0
@@ -130,21 +131,29 @@ class PrivateVoiceSpeechToText(PrivateVoiceEngineEntity, stt.SpeechToTextEntity)
         self, metadata: stt.SpeechMetadata, stream: AsyncIterable[bytes]
     ) -> stt.SpeechResult:
         """Transcribe ``stream``, sending each chunk as soon as it arrives."""
+        runtime = self.coordinator.config_entry.runtime_data
         # A satellite's room decides, chunk by chunk, what of its audio passes.
-        stream = self.coordinator.config_entry.runtime_data.rooms.pipeline_stream(
-            stream, bytes
-        )
+        stream = runtime.rooms.pipeline_stream(stream, bytes)
+        # And whether the engine computes the speaker's voice print with it.
+        satellite = pipeline_satellite()
+        if satellite is not None:
+            runtime.voice_id.new_utterance(satellite)
+        voice_print = runtime.voice_id.wants_print(satellite)
         try:
             async with WyomingConnection(self._endpoint) as connection:
                 await connection.write(
-                    Transcribe(name=self._model, language=metadata.language).event()
+                    Transcribe(
+                        name=self._model,
+                        language=metadata.language,
+                        context={VOICE_PRINT: True} if voice_print else None,
+                    ).event()
                 )
                 await connection.write(
                     AudioStart(
                         rate=ASSIST_RATE, width=ASSIST_WIDTH, channels=ASSIST_CHANNELS
                     ).event()
                 )
-                text = await _async_transcribe(connection, stream)
+                transcript = await _async_transcribe(connection, stream)
         except (PeerError, TimeoutError) as err:
             LOGGER.error(
                 "Speech-to-text on %s failed: %s",
@@ -155,12 +164,14 @@ class PrivateVoiceSpeechToText(PrivateVoiceEngineEntity, stt.SpeechToTextEntity)
         except RoomRefusedError as err:
             LOGGER.debug("Speech-to-text stopped: %s", err)
             return stt.SpeechResult(None, stt.SpeechResultState.ERROR)
-        return stt.SpeechResult(text, stt.SpeechResultState.SUCCESS)
+        if voice_print and satellite is not None:
+            runtime.voice_id.take_print(satellite, transcript.context)
+        return stt.SpeechResult(transcript.text, stt.SpeechResultState.SUCCESS)
 
 
 async def _async_transcribe(
     connection: WyomingConnection, stream: AsyncIterable[bytes]
-) -> str:
+) -> Transcript:
     """Upload the audio while waiting for the transcript.
 
     The engine may answer (or fail) before the stream ends; then the upload
@@ -181,7 +192,7 @@ async def _async_transcribe(
         for task in (upload, receive):
             task.cancel()
         await asyncio.gather(upload, receive, return_exceptions=True)
-    return Transcript.from_event(event).text
+    return Transcript.from_event(event)
 
 
 async def _async_upload(

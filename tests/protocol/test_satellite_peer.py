@@ -326,6 +326,10 @@ class LoopbackPolicy:
     def speech_refusal(self, address: str) -> None:
         """Speak to the room: it is neither quiet nor muted."""
 
+    def voice_print_allowed(self, address: str) -> bool:
+        """Identify speakers: the room is in Normal."""
+        return True
+
 
 @dataclass(frozen=True, slots=True)
 class WakeService:

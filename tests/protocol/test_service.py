@@ -59,6 +59,8 @@ class RoomPolicy:
     refuse: set[str] = field(default_factory=set)
     muted: bool = False
     quiet: bool = False
+    # Guest (or Muted): no voice prints.
+    guest: bool = False
     # Bumped by a test to change the room's mode (other than to Muted).
     mode_changes: int = 0
     refused: list[str] = field(default_factory=list)
@@ -82,6 +84,10 @@ class RoomPolicy:
         self.requests += transcribe
         self.open_gates += 1
         return RoomGate(self, self.mode_changes)
+
+    def voice_print_allowed(self, address: str) -> bool:
+        """Identify speakers unless the room is a guest's (or muted)."""
+        return not (self.guest or self.muted)
 
     def speech_refusal(self, address: str) -> ServiceErrorCode | None:
         """Speak to the room unless it is quiet (or muted)."""
@@ -230,6 +236,31 @@ async def test_transcribes_through_the_service(
     assert policy.received == len(command)
     assert policy.requests == 1
     assert policy.open_gates == 0
+
+
+@pytest.mark.parametrize("guest", [False, True], ids=["normal", "guest"])
+async def test_voice_print_only_where_the_room_allows(
+    service: WyomingService,
+    policy: RoomPolicy,
+    command: bytes,
+    guest: bool,  # noqa: FBT001 - a parameter of the test
+) -> None:
+    """A client asks for the speaker's print: given in Normal, not in Guest.
+
+    In Guest the request reaches the engine without the ask, so no print is
+    computed at all; the transcript comes as always.
+    """
+    policy.guest = guest
+    async with AsyncTcpClient("127.0.0.1", service.port) as client:
+        request = Transcribe(language="en", context={"voice_print": True, "id": 7})
+        await stream(client, request.event(), command)
+        transcript = Transcript.from_event((await read_until(client, "transcript"))[-1])
+    assert normalise(transcript.text) == normalise(COMMAND)
+    if guest:
+        assert transcript.context is None
+    else:
+        assert transcript.context is not None
+        assert len(transcript.context["voice_print"]) == 256
 
 
 def _mute(policy: RoomPolicy) -> None:

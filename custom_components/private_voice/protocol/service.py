@@ -32,7 +32,7 @@ from wyoming.ping import Ping, Pong
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop
 from wyoming.wake import Detect
 
-from ..engine_host.engines import ErrorCode
+from ..engine_host.engines import VOICE_PRINT, ErrorCode
 from ..engine_host.formats import AudioFormatError, PcmFormat
 from ..engine_host.wire import FrameError, FrameLimits, read_frame
 from .client import Endpoint, PeerError, WyomingConnection, async_describe
@@ -93,6 +93,13 @@ class ServicePolicy(Protocol):
         """Open the gate of one audio stream from this client's room.
 
         ``transcribe``: the stream is a voice request (not wake word detection).
+        """
+
+    def voice_print_allowed(self, address: str) -> bool:
+        """Whether the engines may compute the speaker's voice print for this client.
+
+        Asked when a ``transcribe`` asks for one (``context.voice_print``); if
+        not, the request goes on without it.
         """
 
     def speech_refusal(self, address: str) -> ServiceErrorCode | None:
@@ -483,10 +490,25 @@ class _Connection:
             return False
         return True
 
+    def _transcribe(self, event: Event) -> Event:
+        """Pass a ``transcribe`` on; without its voice print request if refused."""
+        request = _parse(Transcribe, event)
+        context = request.context or {}
+        if VOICE_PRINT not in context or self._policy.voice_print_allowed(
+            self._address
+        ):
+            return event
+        request.context = {
+            key: value for key, value in context.items() if key != VOICE_PRINT
+        } or None
+        return request.event()
+
     async def _dispatch(self, event: Event) -> None:
         if await self._answer_here(event):
             return
-        if Transcribe.is_type(event.type) or Detect.is_type(event.type):
+        if Transcribe.is_type(event.type):
+            self._request = self._transcribe(event)
+        elif Detect.is_type(event.type):
             self._request = event
         elif AudioStart.is_type(event.type) or self._opens_wake_stream(event):
             await self._listen(event)
