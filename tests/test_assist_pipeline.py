@@ -50,6 +50,8 @@ from .engines import (
 # The next refresh of the engines' coordinator (its interval, a second of jitter).
 REFRESH = ENGINE_REFRESH_INTERVAL + timedelta(seconds=1)
 PROVIDERS = {"stt": "stt", "tts": "tts", "wake_word": "wake_word"}
+# On the same device: the guard, Private Voice's conversation agent.
+ON_THE_ENGINES_DEVICE = {**PROVIDERS, "conversation": "guard"}
 
 
 @pytest.fixture
@@ -65,13 +67,14 @@ async def test_providers_share_one_device(
     engine_host_endpoint: Endpoint,
     free_port: int,
 ) -> None:
-    """Speech-to-text, text-to-speech and wake word: one "Private Voice engines"."""
+    """Speech-to-text, text-to-speech, wake word, guard: one "Private Voice engines"."""
     entry = remote_entry(engine_host_endpoint, free_port)
     await async_set_up(hass, entry)
 
     entities = er.async_entries_for_config_entry(entity_registry, entry.entry_id)
     assert {(e.domain, e.unique_id) for e in entities} == {
-        (domain, f"{entry.entry_id}_{key}") for domain, key in PROVIDERS.items()
+        (domain, f"{entry.entry_id}_{key}")
+        for domain, key in ON_THE_ENGINES_DEVICE.items()
     }
     [device] = dr.async_entries_for_config_entry(device_registry, entry.entry_id)
     assert device.identifiers == {(DOMAIN, entry.entry_id)}

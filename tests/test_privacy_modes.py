@@ -61,7 +61,6 @@ from custom_components.private_voice.const import (
     SUBENTRY_SATELLITE,
 )
 from custom_components.private_voice.privacy.policy import PrivacyMode
-from custom_components.private_voice.protocol.client import Endpoint
 from custom_components.private_voice.protocol.satellite import SatelliteLink
 
 from .conftest import KITCHEN_LIGHT
@@ -71,8 +70,7 @@ from .engines import (
     BYTES_PER_SECOND,
     COMMAND,
     WAKE_PHRASE,
-    async_create_pipeline,
-    async_set_up,
+    async_set_up_guarded,
     remote_entry,
 )
 from .fake_esphome import FakeEsphome, async_set_up_fake_esphome
@@ -144,17 +142,6 @@ def hass_config_dir(hass_tmp_config_dir: str) -> str:
 
 
 @pytest.fixture
-async def engine_proxy(
-    socket_enabled: None, engine_host_endpoint: Endpoint
-) -> AsyncIterator[EngineProxy]:
-    """Count the bytes the engine host receives (the entry uses the proxy)."""
-    proxy = EngineProxy(engine_host_endpoint)
-    await proxy.start()
-    yield proxy
-    await proxy.stop()
-
-
-@pytest.fixture
 async def entry(
     hass: HomeAssistant,
     hass_ws_client: WebSocketGenerator,
@@ -162,11 +149,14 @@ async def entry(
     free_port: int,
     kitchen_light: str,
 ) -> MockConfigEntry:
-    """Private Voice on the engines behind the proxy; its pipeline preferred."""
-    entry = remote_entry(engine_proxy.endpoint, free_port)
-    await async_set_up(hass, entry)
-    await async_create_pipeline(hass, await hass_ws_client(hass), entry, preferred=True)
-    return entry
+    """Private Voice on the engines behind the proxy, guarded.
+
+    Through the guard, as the pipeline the integration makes: Quiet empties
+    the answers of other integrations' satellites there.
+    """
+    return await async_set_up_guarded(
+        hass, hass_ws_client, engine_proxy.endpoint, free_port
+    )
 
 
 @pytest.fixture
@@ -544,19 +534,12 @@ async def test_service_client_in_each_mode(  # noqa: PLR0913, PLR0917
 # An ESPHome-like satellite of another integration ------------------------------
 
 
-# Quiet is not enforced on other integrations' satellites yet: reported.
-_QUIET_NOT_ENFORCED = pytest.mark.xfail(
-    strict=True,
-    reason="product gap: another integration's satellite in a Quiet room is "
-    "answered in speech by our TTS (no chime, no suppression)",
-)
 FAKE_ESPHOME_CASES: Final = [
     pytest.param(
         mode,
         True,
         PipelineStage.STT,
         id=f"{mode}-on-device-wake",
-        marks=[_QUIET_NOT_ENFORCED] if mode is PrivacyMode.QUIET else [],
     )
     for mode in PrivacyMode
 ] + [
@@ -610,7 +593,7 @@ async def test_fake_esphome_satellite_in_each_mode(  # noqa: PLR0913, PLR0917
     )
 
     await asyncio.wait_for(fake.satellite.pipeline_done.wait(), REPLY_WITHIN)
-    if expected.answer is not Answer.NOTHING:
+    if expected.answer is Answer.SPEECH:
         await until(lambda: fake.satellite.heard, within=REPLY_WITHIN)
     await until(lambda: state(hass, fake.satellite_id) == AssistSatelliteState.IDLE)
     await hass.async_block_till_done()

@@ -15,10 +15,14 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.private_voice.const import (
     CONF_ALLOWED_ADDRESSES,
     CONF_BIND_ADDRESS,
+    CONF_GUARD_AGENT,
+    CONF_SENSITIVE_ACTIONS,
     DEFAULT_BIND_ADDRESS,
+    DEFAULT_GUARD_AGENT,
     DOMAIN,
     SUBENTRY_SATELLITE,
 )
+from custom_components.private_voice.privacy.sensitive import SensitiveAction
 from custom_components.private_voice.protocol.client import Endpoint, async_describe
 from custom_components.private_voice.rooms import RoomManager
 from custom_components.private_voice.service_policy import AddressPolicy
@@ -196,6 +200,8 @@ async def test_options_list_allowed_addresses(
     assert init_integration.options == {
         CONF_BIND_ADDRESS: DEFAULT_BIND_ADDRESS,
         CONF_ALLOWED_ADDRESSES: ["192.0.2.10", "192.0.2.20"],
+        CONF_GUARD_AGENT: DEFAULT_GUARD_AGENT,
+        CONF_SENSITIVE_ACTIONS: sorted(SensitiveAction),
     }
     assert init_integration.state is ConfigEntryState.LOADED
 
@@ -223,6 +229,8 @@ async def test_options_bind_address(
     assert init_integration.options == {
         CONF_BIND_ADDRESS: "127.0.0.1",
         CONF_ALLOWED_ADDRESSES: [],
+        CONF_GUARD_AGENT: DEFAULT_GUARD_AGENT,
+        CONF_SENSITIVE_ACTIONS: sorted(SensitiveAction),
     }
     assert init_integration.state is ConfigEntryState.LOADED
     # Another address's port is free now; 127.0.0.1's still serves.

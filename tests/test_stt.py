@@ -212,7 +212,10 @@ async def test_audio_goes_out_while_the_user_speaks(
 async def test_services_without_speech_to_text(
     hass: HomeAssistant, engine_host_endpoint: Endpoint, free_port: int
 ) -> None:
-    """Engine mode "services" without a speech-to-text URI: no entity for it."""
+    """Engine mode "services" without a speech-to-text URI: no entity for it.
+
+    (The guard, a conversation agent, needs no engine.)
+    """
     entry = services_entry(
         free_port, tts=engine_host_endpoint, wake=engine_host_endpoint
     )
@@ -224,4 +227,4 @@ async def test_services_without_speech_to_text(
             er.async_get(hass), entry.entry_id
         )
     }
-    assert domains == {"tts", "wake_word"}
+    assert domains == {"conversation", "tts", "wake_word"}

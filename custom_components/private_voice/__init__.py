@@ -34,17 +34,20 @@ from .local_engines import (
     async_ensure_engine_packages,
     create_engine_host,
 )
+from .pipeline import async_ensure_pipeline, async_remove_pipeline_record
 from .protocol.client import Endpoint
 from .protocol.service import WyomingService
-from .rooms import RoomManager
+from .rooms import RoomManager, async_remove_room_settings
 from .satellites import SatelliteTracker, satellite_entities_by_address
 from .service_policy import AddressPolicy
 from .services import async_setup_services
 from .supervisor import EngineHostError, EngineHostProcess
+from .voice_id import VoiceId, async_remove_voice_prints
 
 PLATFORMS = [
     Platform.ASSIST_SATELLITE,
     Platform.BINARY_SENSOR,
+    Platform.CONVERSATION,
     Platform.SELECT,
     Platform.SENSOR,
     Platform.STT,
@@ -160,6 +163,8 @@ async def async_setup_entry(
             },
         ) from err
     entry.async_on_unload(service.async_stop)
+    voice_id = VoiceId(hass, entry)
+    await voice_id.async_start()
     entry.runtime_data = PrivateVoiceData(
         language=entry.data[CONF_LANGUAGE],
         port=entry.data[CONF_PORT],
@@ -167,8 +172,11 @@ async def async_setup_entry(
         service=service,
         process=process,
         rooms=rooms,
+        voice_id=voice_id,
     )
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    # A pipeline through the guard, once the entities it names exist.
+    await async_ensure_pipeline(hass, entry)
     # Satellites are added, reconfigured and removed without a reload.
     entry.async_on_unload(
         async_dispatcher_connect(
@@ -191,3 +199,13 @@ async def async_unload_entry(
     for link in list(entry.runtime_data.satellites.values()):
         await link.async_stop()
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def async_remove_entry(
+    hass: HomeAssistant, entry: PrivateVoiceConfigEntry
+) -> None:
+    """Delete the entry's voice prints and room settings with it."""
+    await async_remove_voice_prints(hass, entry)
+    await async_remove_room_settings(hass, entry)
+    # The pipeline itself is the user's now: only our record of it goes.
+    await async_remove_pipeline_record(hass, entry)

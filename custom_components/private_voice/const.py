@@ -62,3 +62,9 @@ SUBENTRY_SATELLITE: Final = "satellite"
 CONF_AREA_ID: Final = "area_id"
 # Wyoming satellites listen on this port by convention.
 DEFAULT_SATELLITE_PORT: Final = 10700
+
+# Options: the conversation agent the guard hands commands to, and the kinds of
+# sensitive actions it keeps for recognised people (privacy/sensitive.py keys).
+CONF_GUARD_AGENT: Final = "guard_agent"
+DEFAULT_GUARD_AGENT: Final = "conversation.home_assistant"
+CONF_SENSITIVE_ACTIONS: Final = "sensitive_actions"
