@@ -519,7 +519,10 @@ async def wait_for_engines(api: HomeAssistantApi, entry_id: str) -> dict[str, st
 
 
 async def prefer_pipeline(api: HomeAssistantApi, engines: Mapping[str, str]) -> None:
-    """Create the Assist pipeline on Private Voice's engines and prefer it."""
+    """Prefer the Assist pipeline Private Voice made (its engines and its guard).
+
+    If the user deleted it, one on the engines with the built-in agent is made.
+    """
     listed = await api.command({"type": "assist_pipeline/pipeline/list"})
     pipeline_id = next(
         (p["id"] for p in listed["pipelines"] if p["name"] == PIPELINE_NAME), None
