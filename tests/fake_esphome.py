@@ -7,6 +7,9 @@ plays the reply by reading the pipeline's TTS stream. Its device also has a
 "Mute" switch (``switch.<device>_mute``); like ESPHome firmware, the fake
 microphone sends nothing while that switch is on, unless it is told to ignore
 it (to show that the hub refuses such a satellite's audio itself).
+
+Like ESPHome's, it plays announcements and starts conversations (asks a
+question, then listens): its person answers with the next of ``answers``.
 """
 
 import asyncio
@@ -18,8 +21,10 @@ from homeassistant.components import tts
 from homeassistant.components.assist_pipeline import PipelineEvent, PipelineEventType
 from homeassistant.components.assist_pipeline.models import PipelineStage
 from homeassistant.components.assist_satellite import (
+    AssistSatelliteAnnouncement,
     AssistSatelliteConfiguration,
     AssistSatelliteEntity,
+    AssistSatelliteEntityFeature,
 )
 from homeassistant.components.switch import SwitchEntity
 from homeassistant.config_entries import ConfigEntry, ConfigFlow
@@ -76,6 +81,10 @@ class FakeEsphomeSatellite(AssistSatelliteEntity):
 
     _attr_has_entity_name = True
     _attr_name = None
+    _attr_supported_features = (
+        AssistSatelliteEntityFeature.ANNOUNCE
+        | AssistSatelliteEntityFeature.START_CONVERSATION
+    )
 
     def __init__(
         self, device: DeviceInfo, mute: FakeMuteSwitch, *, honours_mute: bool
@@ -99,6 +108,9 @@ class FakeEsphomeSatellite(AssistSatelliteEntity):
         self.heard: list[bytes] = []
         self.said_all = asyncio.Event()
         self.pipeline_done = asyncio.Event()
+        # Said after a question, in order; and what it was asked and told.
+        self.answers: list[bytes] = []
+        self.announced: list[str] = []
 
     @property
     def event_types(self) -> list[PipelineEventType]:
@@ -114,10 +126,12 @@ class FakeEsphomeSatellite(AssistSatelliteEntity):
         *,
         start_stage: PipelineStage = PipelineStage.STT,
         paced: bool = False,
+        woken: bool = True,
     ) -> None:
         """Be spoken to: wake (on the device, or in Home Assistant), then stream.
 
-        ``paced``: as a microphone does, each chunk once it has been said. A
+        ``paced``: as a microphone does, each chunk once it has been said.
+        ``woken``: by its wake word (not when it listens for an answer). A
         muted device neither wakes nor streams.
         """
         if self._muted():
@@ -131,7 +145,7 @@ class FakeEsphomeSatellite(AssistSatelliteEntity):
                 start_stage=start_stage,
                 end_stage=PipelineStage.TTS,
                 wake_word_phrase=(
-                    WAKE_PHRASE if start_stage is PipelineStage.STT else None
+                    WAKE_PHRASE if woken and start_stage is PipelineStage.STT else None
                 ),
             ),
             "fake esphome pipeline",
@@ -200,6 +214,20 @@ class FakeEsphomeSatellite(AssistSatelliteEntity):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await super().async_will_remove_from_hass()
+
+    @override
+    async def async_announce(self, announcement: AssistSatelliteAnnouncement) -> None:
+        """Play an announcement (what was said is noted)."""
+        self.announced.append(announcement.message)
+
+    @override
+    async def async_start_conversation(
+        self, start_announcement: AssistSatelliteAnnouncement
+    ) -> None:
+        """Ask: play the question, then listen to the person's next answer."""
+        self.announced.append(start_announcement.message)
+        if self.answers:
+            self.say(self.answers.pop(0), woken=False)
 
     @callback
     @override

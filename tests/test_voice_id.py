@@ -42,6 +42,7 @@ from .engines import (
     silence,
     speech,
 )
+from .fake_esphome import async_set_up_fake_esphome
 from .prompted_satellite import PromptedSatellite
 from .speakers import Utterance, fetch, locate, split, utterances
 from .test_assist_satellite import add_satellite
@@ -440,3 +441,42 @@ async def test_enrolment_says_when_the_engines_make_no_voice_prints(
         assert entry.runtime_data.voice_id.enrolled == {}
     finally:
         await satellite.stop()
+
+
+async def test_enrolment_at_another_integrations_satellite(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    entry: MockConfigEntry,
+    kitchen: str,
+) -> None:
+    """An ESPHome-like satellite asks for each phrase as a question.
+
+    Its person answers each one (no wake word: the satellite listens after a
+    question); the print of each answer enrols Bob, and the satellite is told
+    how it went. Nothing of the phrases is acted on.
+    """
+    fake = await async_set_up_fake_esphome(hass, kitchen)
+    fake.satellite.answers = [utterance(phrase) for phrase in PHRASES[:3]]
+    response = await hass.services.async_call(
+        DOMAIN,
+        "enroll_speaker",
+        {"person": JOE, "satellite": fake.satellite_id},
+        blocking=True,
+        return_response=True,
+    )
+    assert response is not None
+    assert response["quality"] in {"good", "fair"}
+    questions = [
+        await async_spoken_text(
+            hass,
+            "spoken_enrolment_question",
+            {"number": str(number), "total": "3", "phrase": PHRASES[number - 1]},
+        )
+        for number in (1, 2, 3)
+    ]
+    thanks = await async_spoken_text(
+        hass, f"spoken_enrolled_{response['quality']}", {"person": "Bob"}
+    )
+    assert fake.satellite.announced == [*questions, thanks]
+    assert len(stored(hass_storage, entry)["data"][JOE]["print"]) == 256
+    assert hass.states.get(KITCHEN_LIGHT).state == "off"

@@ -11,8 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypedDict
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypedDict, cast
 
+from homeassistant.components.assist_satellite import (
+    AssistSatelliteEntity,
+    AssistSatelliteEntityFeature,
+)
 from homeassistant.components.assist_satellite.const import DATA_COMPONENT
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
@@ -83,11 +87,68 @@ class _Speaker(TypedDict):
     enrolled: str
 
 
-class _Prompter(Protocol):
-    """A satellite that can say a sentence in the hub's own local voice."""
+class _Speaking(Protocol):
+    """One of our satellites: it says a sentence in the hub's own local voice."""
 
     async def async_say(self, text: str) -> None:
         """Say ``text``; return once it was played."""
+
+
+class _Prompter(Protocol):
+    """How a satellite asks for the phrases and says how enrolment went."""
+
+    @property
+    def prompt_key(self) -> str:
+        """The prompt's translation key.
+
+        The person says the wake word first, or the satellite listens by
+        itself after the prompt.
+        """
+
+    async def async_prompt(self, text: str) -> None:
+        """Say the prompt; return once the person may have answered."""
+
+    async def async_say(self, text: str) -> None:
+        """Say ``text``; return once it was played."""
+
+
+@dataclass(frozen=True, slots=True)
+class _OurSatellite:
+    """Our satellite: it says the prompt; the person wakes it and answers."""
+
+    satellite: _Speaking
+    prompt_key: str = "spoken_enrolment_prompt"
+
+    async def async_prompt(self, text: str) -> None:
+        await self.satellite.async_say(text)
+
+    async def async_say(self, text: str) -> None:
+        await self.satellite.async_say(text)
+
+
+@dataclass(frozen=True, slots=True)
+class _AskingSatellite:
+    """Another integration's satellite that starts conversations (ESPHome).
+
+    Each prompt is a question (``ask_question``): the satellite says it in its
+    pipeline's voice, then listens; the answer's run ends at speech-to-text,
+    where our provider hands its print to the enrolment.
+    """
+
+    satellite: AssistSatelliteEntity
+    prompt_key: str = "spoken_enrolment_question"
+
+    async def async_prompt(self, text: str) -> None:
+        try:
+            await self.satellite.async_internal_ask_question(
+                question=text, preannounce=False
+            )
+        except HomeAssistantError as err:
+            # No answer: the phrase counts as not heard, and is asked again.
+            _LOGGER.debug("No answer at %s: %s", self.satellite.entity_id, err)
+
+    async def async_say(self, text: str) -> None:
+        await self.satellite.async_internal_announce(message=text, preannounce=False)
 
 
 def _store(hass: HomeAssistant, entry: ConfigEntry) -> Store[dict[str, _Speaker]]:
@@ -289,9 +350,9 @@ class VoiceId:
     ) -> tuple[float, ...]:
         """Prompt for one phrase and return its print."""
         phrase = PHRASES[number - 1]
-        key = "spoken_enrolment_prompt"
+        key = satellite.prompt_key
         for _ in range(_PHRASE_RETRIES + 1):
-            await satellite.async_say(
+            await satellite.async_prompt(
                 await async_spoken_text(
                     self.hass,
                     key,
@@ -333,9 +394,21 @@ class VoiceId:
         return str(state.name)
 
     def _prompter(self, satellite_id: str) -> _Prompter:
-        """Our satellite ``satellite_id``, in a room where enrolment may run."""
+        """Return how ``satellite_id`` prompts, in a room where enrolment may run.
+
+        Ours, or another that can start a conversation (ask a question).
+        """
         entity = self.hass.data[DATA_COMPONENT].get_entity(satellite_id)
-        if entity is None or not hasattr(entity, "async_say"):
+        prompter: _Prompter
+        if entity is not None and entity.platform.platform_name == DOMAIN:
+            speaking: _Speaking = cast("_Speaking", entity)
+            prompter = _OurSatellite(speaking)
+        elif entity is not None and (
+            (entity.supported_features or 0)
+            & AssistSatelliteEntityFeature.START_CONVERSATION
+        ):
+            prompter = _AskingSatellite(entity)
+        else:
             raise ServiceValidationError(
                 translation_domain=DOMAIN,
                 translation_key="enrolment_satellite",
@@ -349,7 +422,6 @@ class VoiceId:
                 translation_key="enrolment_mode",
                 translation_placeholders={"mode": policy.mode},
             )
-        prompter: _Prompter = entity
         return prompter
 
     async def async_forget(self, person: str) -> None:
