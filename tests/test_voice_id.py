@@ -14,9 +14,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from homeassistant.components.assist_pipeline import async_get_pipelines
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers import area_registry as ar, entity_registry as er
+from homeassistant.helpers import (
+    area_registry as ar,
+    entity_registry as er,
+    issue_registry as ir,
+)
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -480,3 +485,33 @@ async def test_enrolment_at_another_integrations_satellite(
     assert fake.satellite.announced == [*questions, thanks]
     assert len(stored(hass_storage, entry)["data"][JOE]["print"]) == 256
     assert hass.states.get(KITCHEN_LIGHT).state == "off"
+
+
+async def test_choosing_a_pipeline_without_the_guard_raises_a_repair(
+    hass: HomeAssistant,
+    kitchen: str,
+    satellite: PromptedSatellite,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    """The satellite's pipeline select: one without the guard, a repair at once."""
+    issue_id = f"room_unguarded_{kitchen}"
+    assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
+    [select] = [
+        entity.entity_id
+        for entity in er.async_get(hass).entities.values()
+        if entity.domain == "select" and entity.unique_id.endswith("-pipeline")
+    ]
+    home_assistant = next(
+        pipeline.name
+        for pipeline in async_get_pipelines(hass)
+        if pipeline.conversation_engine == "conversation.home_assistant"
+    )
+    for option, raised in ((home_assistant, True), ("preferred", False)):
+        await hass.services.async_call(
+            "select",
+            "select_option",
+            {"entity_id": select, "option": option},
+            blocking=True,
+        )
+        await hass.async_block_till_done()
+        assert (issue_registry.async_get_issue(DOMAIN, issue_id) is not None) is raised

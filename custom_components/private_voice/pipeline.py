@@ -33,7 +33,7 @@ from homeassistant.components.assist_satellite.const import (
     DATA_COMPONENT as SATELLITES,
 )
 from homeassistant.const import EVENT_STATE_CHANGED, Platform
-from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
+from homeassistant.core import EventStateChangedData, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.helpers.collection import CollectionChange
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
@@ -84,24 +84,32 @@ async def async_ensure_pipeline(
     ):
         await store.async_save({"pipeline_id": pipeline.id})
 
+    # The rooms' satellites' pipeline selects: the state changes to look at
+    # (found again at each look, not at each of Home Assistant's state changes).
+    selects: set[str] = set()
+
+    @callback
+    def _check_rooms(*_: object) -> None:
+        async_check_rooms_guarded(hass, entry)
+        selects.clear()
+        selects.update(_pipeline_selects(hass, entry))
+
     async def _changed(_: Iterable[CollectionChange]) -> None:
         async_check_guard_bypassed(hass, entry)
-        async_check_rooms_guarded(hass, entry)
-
-    @callback
-    def _rooms_changed(*_: object) -> None:
-        async_check_rooms_guarded(hass, entry)
-
-    @callback
-    def _pipeline_chosen(event: Event[EventStateChangedData]) -> None:
-        async_check_rooms_guarded(hass, entry)
+        _check_rooms()
 
     @callback
     def _is_pipeline_select(event_data: EventStateChangedData) -> bool:
-        return event_data["entity_id"] in _pipeline_selects(hass, entry)
+        return event_data["entity_id"] in selects
+
+    @callback
+    def _is_new_select(event_data: er.EventEntityRegistryUpdatedData) -> bool:
+        return event_data["action"] == "create" and event_data["entity_id"].startswith(
+            f"{Platform.SELECT}."
+        )
 
     async_check_guard_bypassed(hass, entry)
-    async_check_rooms_guarded(hass, entry)
+    _check_rooms()
     entry.async_on_unload(
         hass.data[KEY_ASSIST_PIPELINE].pipeline_store.async_add_change_set_listener(
             _changed
@@ -109,20 +117,28 @@ async def async_ensure_pipeline(
     )
     # A room's satellites changed (sent with the room and its policy).
     entry.async_on_unload(
-        async_dispatcher_connect(hass, signal_policy_changed(entry), _rooms_changed)
+        async_dispatcher_connect(hass, signal_policy_changed(entry), _check_rooms)
     )
     entry.async_on_unload(
-        async_dispatcher_connect(hass, signal_room_added(entry), _rooms_changed)
+        async_dispatcher_connect(hass, signal_room_added(entry), _check_rooms)
     )
     # Home Assistant announces no change of the preferred pipeline: look again
     # every minute.
     entry.async_on_unload(
-        async_track_time_interval(hass, _rooms_changed, RECHECK_INTERVAL)
+        async_track_time_interval(hass, _check_rooms, RECHECK_INTERVAL)
+    )
+    # A satellite's "Assist pipeline" select added after its room (rare).
+    entry.async_on_unload(
+        hass.bus.async_listen(
+            er.EVENT_ENTITY_REGISTRY_UPDATED,
+            _check_rooms,
+            event_filter=_is_new_select,
+        )
     )
     # A satellite's pipeline chosen in its "Assist pipeline" select.
     entry.async_on_unload(
         hass.bus.async_listen(
-            EVENT_STATE_CHANGED, _pipeline_chosen, event_filter=_is_pipeline_select
+            EVENT_STATE_CHANGED, _check_rooms, event_filter=_is_pipeline_select
         )
     )
 
