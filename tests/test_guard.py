@@ -361,6 +361,21 @@ async def test_person_not_allowed_cannot_unlock(
     )
 
 
+async def test_muted_room_refuses_the_allowed_person(
+    hass: HomeAssistant, home: Home
+) -> None:
+    """Noted speaker: a command said to be from a Muted room is refused.
+
+    (No voice reaches the hub from a Muted room; text said to come from one,
+    such as an automation naming its satellite, is refused all the same.)
+    """
+    home.mode(PrivacyMode.MUTED)
+    home.noted_speaker(ALICE, may_run_sensitive=True)
+    result = await home.say("unlock the front door")
+    assert _locked(hass)
+    assert _speech(result) == await _message(hass, "guard_muted", room="Kitchen")
+
+
 async def test_guest_room_refuses_the_allowed_person(
     hass: HomeAssistant, home: Home
 ) -> None:
